@@ -1,0 +1,1 @@
+"""The Slack app: escalation messages, review actions and override commands."""

@@ -1,0 +1,1 @@
+"""Connectors that read tickets from ITSM systems and write assignments back."""

@@ -1,0 +1,1 @@
+"""Default mapping files shipped with opsroute (read with importlib.resources)."""

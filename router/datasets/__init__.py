@@ -1,0 +1,1 @@
+"""Real ticket datasets bundled with opsroute, with their source and licence notes."""
