@@ -1,0 +1,1 @@
+"""Classification: features, the routing model, its calibration, training and evaluation."""
