@@ -61,19 +61,13 @@ class Ticket(BaseModel):
         return f"{self.source_system}:{self.external_id}"
 
 
-class TermWeight(BaseModel):
-    """One input feature and how much it pushed the score of a group."""
-
-    term: str
-    weight: float
-
-
 class GroupExplanation(BaseModel):
     """The features that weighed most for one candidate group."""
 
     group: str
     score: float
-    terms: list[TermWeight] = Field(default_factory=list)
+    # Feature name -> its contribution to the group's score, strongest first.
+    terms: dict[str, float] = Field(default_factory=dict)
 
 
 class Explanation(BaseModel):

@@ -15,7 +15,14 @@ from router.schemas import Ticket
 
 # The only Ticket fields the classifier reads. Ids, the account, the current group, labels,
 # context and the raw record never reach it: in the bundled data they give the answer away.
-MODEL_INPUT_FIELDS = ("title", "description", "issue_type", "category", "subcategory", "priority")
+MODEL_INPUT_FIELDS = (
+    "title",
+    "description",
+    "issue_type",
+    "category",
+    "subcategory",
+    "priority",
+)
 CATEGORICAL_FIELDS = ("issue_type", "category", "subcategory", "priority")
 
 
@@ -118,7 +125,10 @@ class FeatureBuilder:
     def __init__(self, params: FeatureParams | None = None) -> None:
         self.params = params or FeatureParams()
         self.word = TfidfVectorizer(
-            analyzer="word", ngram_range=self.params.word_ngrams, sublinear_tf=True, dtype=np.float32
+            analyzer="word",
+            ngram_range=self.params.word_ngrams,
+            sublinear_tf=True,
+            dtype=np.float32,
         )
         self.char = TfidfVectorizer(
             analyzer="char_wb",
@@ -148,7 +158,11 @@ class FeatureBuilder:
     def feature_names(self) -> np.ndarray:
         """Return every feature's name, in column order, prefixed by its block."""
         word = [f"word:{t}" for t in self.word.get_feature_names_out()]
-        char = [f"char:{t}" for t in self.char.get_feature_names_out()] if self.block_sizes[1] else []
+        char = (
+            [f"char:{t}" for t in self.char.get_feature_names_out()]
+            if self.block_sizes[1]
+            else []
+        )
         fields = [f"field:{t}" for t in self.fields.feature_names()]
         return np.array(word + char + fields, dtype=object)
 

@@ -82,4 +82,6 @@ def auto_route_figures(
     routed = int(selected.sum())
     share = routed / len(values) if len(values) else 0.0
     precision = float(hits[selected].mean()) if routed else None
-    return AutoRouteFigures(threshold=threshold, share=share, precision=precision, routed=routed)
+    return AutoRouteFigures(
+        threshold=threshold, share=share, precision=precision, routed=routed
+    )

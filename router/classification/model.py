@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from router.classification.features import FeatureBuilder, ModelInput
 from router.classification.scoring import ConfidenceCalibrator, LinearScorer
-from router.schemas import Candidate, GroupExplanation, TermWeight
+from router.schemas import Candidate, GroupExplanation
 
 ARTEFACT_FORMAT = 1
 
@@ -54,6 +54,8 @@ class RoutingModel:
     calibrator: ConfidenceCalibrator
     urgency: LinearScorer | None = None
     _names: np.ndarray | None = field(default=None, repr=False)
+    _column_of: dict[str, int] | None = field(default=None, repr=False)
+    _readable_mask: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def version(self) -> str:
@@ -101,20 +103,20 @@ class RoutingModel:
         self, rows: sp.csr_matrix, prediction: Prediction, *, terms: int = 5
     ) -> tuple[GroupExplanation, GroupExplanation | None]:
         """Return the words and fields that weighed most for the chosen group and the runner-up."""
-        row = rows.getrow(prediction.row)
-        names = self.feature_names()
-        groups = [c.group for c in prediction.candidates[:2]]
+        begin, end = rows.indptr[prediction.row], rows.indptr[prediction.row + 1]
+        indices = rows.indices[begin:end]
+        values = rows.data[begin:end]
+        readable = self._readable()[indices]
         explained = []
-        for group in groups:
-            column = int(np.nonzero(self.router.classes == group)[0][0])
-            weights = row.data * self.router.coef[row.indices, column]
+        for candidate in prediction.candidates[:2]:
+            column = self._columns()[candidate.group]
+            weights = values * self.router.coef[indices, column]
             score = float(weights.sum() + self.router.intercept[column])
+            listed = _top_terms(
+                self.feature_names(), indices[readable], weights[readable], terms
+            )
             explained.append(
-                GroupExplanation(
-                    group=group,
-                    score=score,
-                    terms=_top_terms(names, row.indices, weights, terms),
-                )
+                GroupExplanation(group=candidate.group, score=score, terms=listed)
             )
         runner_up = explained[1] if len(explained) > 1 else None
         return explained[0], runner_up
@@ -123,6 +125,21 @@ class RoutingModel:
         if self._names is None:
             self._names = self.features.feature_names()
         return self._names
+
+    def _columns(self) -> dict[str, int]:
+        if self._column_of is None:
+            self._column_of = {str(g): i for i, g in enumerate(self.router.classes)}
+        return self._column_of
+
+    def _readable(self) -> np.ndarray:
+        # Character n-grams score well but read poorly, so explanations list only words
+        # and fields.
+        if self._readable_mask is None:
+            words, chars, fields = self.features.block_sizes
+            mask = np.ones(words + chars + fields, dtype=bool)
+            mask[words : words + chars] = False
+            self._readable_mask = mask
+        return self._readable_mask
 
     def _predict_urgency(self, rows: sp.csr_matrix) -> np.ndarray | None:
         if self.urgency is None:
@@ -153,20 +170,17 @@ class RoutingModel:
         return model
 
     def _without_cache(self) -> RoutingModel:
-        return RoutingModel(self.card, self.features, self.router, self.calibrator, self.urgency)
+        return RoutingModel(
+            self.card, self.features, self.router, self.calibrator, self.urgency
+        )
 
 
 def _top_terms(
     names: np.ndarray, indices: np.ndarray, weights: np.ndarray, count: int
-) -> list[TermWeight]:
-    # Character n-grams score well but read poorly, so only words and fields are listed.
-    ranked = np.argsort(-weights)
-    chosen = []
-    for position in ranked:
-        name = str(names[indices[position]])
-        if name.startswith("char:") or weights[position] <= 0:
-            continue
-        chosen.append(TermWeight(term=name, weight=round(float(weights[position]), 4)))
-        if len(chosen) == count:
-            break
-    return chosen
+) -> dict[str, float]:
+    best = np.argsort(-weights)[:count]
+    return {
+        str(names[indices[i]]): round(float(weights[i]), 4)
+        for i in best
+        if weights[i] > 0
+    }

@@ -70,14 +70,18 @@ class ConfidenceCalibrator:
     fitted_on: int
 
     @classmethod
-    def fit(cls, scores: np.ndarray, correct: np.ndarray, labels: np.ndarray) -> ConfidenceCalibrator:
+    def fit(
+        cls, scores: np.ndarray, correct: np.ndarray, labels: np.ndarray
+    ) -> ConfidenceCalibrator:
         """Fit on held-out scores, whether each top group was right, and the label indices."""
         margins = margin_features(scores)
         if len(np.unique(correct)) < 2:
             # Every held-out ticket was right (or wrong): no slope can be fitted.
             rate = float(np.clip(correct.mean(), 0.01, 0.99))
             bias = float(np.log(rate / (1 - rate)))
-            return cls(np.zeros(2), bias, _fit_temperature(scores, labels), len(correct))
+            return cls(
+                np.zeros(2), bias, _fit_temperature(scores, labels), len(correct)
+            )
         regression = LogisticRegression(C=10.0).fit(margins, correct)
         return cls(
             weights=regression.coef_[0].astype(np.float64),
@@ -89,7 +93,9 @@ class ConfidenceCalibrator:
     @classmethod
     def uncalibrated(cls) -> ConfidenceCalibrator:
         """Return a conservative map for models with too few held-out tickets."""
-        return cls(weights=np.array([1.0, 2.0]), bias=-1.0, temperature=1.0, fitted_on=0)
+        return cls(
+            weights=np.array([1.0, 2.0]), bias=-1.0, temperature=1.0, fitted_on=0
+        )
 
     def confidence(self, scores: np.ndarray) -> np.ndarray:
         """Return the calibrated confidence of each row's top group."""
@@ -112,14 +118,20 @@ def _fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def precision_threshold(
-    confidence: np.ndarray, correct: np.ndarray, *, target: float, minimum_share: float = 0.0
+    confidence: np.ndarray,
+    correct: np.ndarray,
+    *,
+    target: float,
+    minimum_share: float = 0.0,
 ) -> float | None:
     """Return the lowest threshold whose auto-routed tickets reach the target precision."""
     order = np.argsort(-confidence)
     hits = np.cumsum(correct[order])
     counts = np.arange(1, len(order) + 1)
     precision = hits / counts
-    meets = np.nonzero((precision >= target) & (counts >= minimum_share * len(order)))[0]
+    meets = np.nonzero((precision >= target) & (counts >= minimum_share * len(order)))[
+        0
+    ]
     if len(meets) == 0:
         return None
     return float(confidence[order][meets.max()])

@@ -98,8 +98,13 @@ def train_routing_model(
     """
     params = params or TrainingParams()
     started = time.perf_counter()
+    version = model_version(dataset, inputs, labels, params)
     counts = Counter(labels)
-    keep = [i for i, label in enumerate(labels) if counts[label] >= params.min_examples_per_group]
+    keep = [
+        i
+        for i, label in enumerate(labels)
+        if counts[label] >= params.min_examples_per_group
+    ]
     inputs = [inputs[i] for i in keep]
     y = np.array([labels[i] for i in keep], dtype=object)
     if len(set(y)) < 2:
@@ -122,7 +127,7 @@ def train_routing_model(
     urgency = _fit_urgency(builder, matrix, urgency_labels, keep, params)
 
     card = ModelCard(
-        version=model_version(dataset, inputs, y, params),
+        version=version,
         dataset=dataset,
         label_set=sorted(set(y)),
         metrics={"selection": selection, "skipped_labels": _skipped(counts, params)},
@@ -138,7 +143,9 @@ def train_routing_model(
         len(card.label_set),
         time.perf_counter() - started,
     )
-    return RoutingModel(card, builder, LinearScorer.from_estimator(final), calibrator, urgency)
+    return RoutingModel(
+        card, builder, LinearScorer.from_estimator(final), calibrator, urgency
+    )
 
 
 def _select_and_calibrate(
@@ -152,10 +159,19 @@ def _select_and_calibrate(
             params.min_calibration_rows,
         )
         selection = {"calibration": "uncalibrated"}
-        return params.candidates[0], ConfidenceCalibrator.uncalibrated(), None, selection
+        return (
+            params.candidates[0],
+            ConfidenceCalibrator.uncalibrated(),
+            None,
+            selection,
+        )
 
     # Large sets calibrate well on one slice, and each candidate costs a full fit there.
-    candidates = params.candidates if len(y) <= params.cross_validate_below else params.candidates[:1]
+    candidates = (
+        params.candidates
+        if len(y) <= params.cross_validate_below
+        else params.candidates[:1]
+    )
     classes = np.array(sorted(set(y)), dtype=object)
     calibration_rows = np.concatenate([rows for _, rows in held_out])
     truth = y[calibration_rows]
@@ -164,7 +180,9 @@ def _select_and_calibrate(
     for candidate in candidates:
         scores = _held_out_scores(matrix, y, held_out, classes, candidate, params)
         figures = routing_metrics(list(truth), list(classes[scores.argmax(axis=1)]))
-        tried.append({"C": candidate[0], "class_weight": candidate[1], **figures.summary()})
+        tried.append(
+            {"C": candidate[0], "class_weight": candidate[1], **figures.summary()}
+        )
         if best is None or figures.macro_f1 > best[0]:
             best = (figures.macro_f1, candidate, scores)
     if best is None:
@@ -195,7 +213,9 @@ def _held_out_folds(
     if len(y) <= params.cross_validate_below:
         folds = min(params.folds, int(min(Counter(y).values())))
         if folds >= 2 and len(y) >= params.min_calibration_rows:
-            splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
+            splitter = StratifiedKFold(
+                n_splits=folds, shuffle=True, random_state=params.seed
+            )
             return [(fit, held) for fit, held in splitter.split(rows, y)]
     fit, held = _split(rows, y, share=params.calibration_share, seed=params.seed)
     if len(held) < params.min_calibration_rows or len(set(y[fit])) < 2:
@@ -214,7 +234,9 @@ def _held_out_scores(
     """Score each held-out row with a model that never saw it, over all classes."""
     pieces = []
     for fit_rows, held_rows in held_out:
-        scorer = LinearScorer.from_estimator(_fit(matrix[fit_rows], y[fit_rows], candidate, params))
+        scorer = LinearScorer.from_estimator(
+            _fit(matrix[fit_rows], y[fit_rows], candidate, params)
+        )
         scores = np.full((len(held_rows), len(classes)), -10.0, dtype=np.float32)
         columns = np.searchsorted(classes, scorer.classes)
         scores[:, columns] = scorer.scores(matrix[held_rows])
@@ -223,7 +245,10 @@ def _held_out_scores(
 
 
 def _fit(
-    matrix: sp.csr_matrix, y: np.ndarray, candidate: tuple[float, str | None], params: TrainingParams
+    matrix: sp.csr_matrix,
+    y: np.ndarray,
+    candidate: tuple[float, str | None],
+    params: TrainingParams,
 ) -> object:
     c_value, class_weight = candidate
     estimator = LinearSVC(C=c_value, class_weight=class_weight)
@@ -269,7 +294,9 @@ def _split(
     rows: np.ndarray, labels: np.ndarray, *, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     try:
-        first, second = train_test_split(rows, test_size=share, stratify=labels, random_state=seed)
+        first, second = train_test_split(
+            rows, test_size=share, stratify=labels, random_state=seed
+        )
     except ValueError:
         # Too few examples per group to stratify; a plain shuffled split still works.
         first, second = train_test_split(rows, test_size=share, random_state=seed)
@@ -280,13 +307,22 @@ def data_hash(inputs: Sequence[ModelInput], labels: Sequence[str]) -> str:
     """Return a SHA-256 over the model inputs and labels, in order."""
     digest = hashlib.sha256()
     for item, label in zip(inputs, labels, strict=True):
-        fields = (item.text, item.issue_type, item.category, item.subcategory, item.priority)
+        fields = (
+            item.text,
+            item.issue_type,
+            item.category,
+            item.subcategory,
+            item.priority,
+        )
         digest.update(repr((fields, label)).encode())
     return digest.hexdigest()
 
 
 def model_version(
-    dataset: str, inputs: Sequence[ModelInput], labels: Sequence[str], params: TrainingParams
+    dataset: str,
+    inputs: Sequence[ModelInput],
+    labels: Sequence[str],
+    params: TrainingParams,
 ) -> str:
     """Return `<dataset>-<hash>`, where the hash covers the data and the parameters."""
     digest = hashlib.sha256(data_hash(inputs, labels).encode())

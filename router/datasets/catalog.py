@@ -51,6 +51,8 @@ class Example:
     external_id: str
     title: str
     label: str
+    # 1-based position of the row in its file, which numbers the demo's records.
+    row: int = 0
     description: str = ""
     issue_type: str | None = None
     priority_name: str | None = None
@@ -66,6 +68,8 @@ class DatasetInfo:
     package: str
     filename: str
     label_column: str
+    # Added to each row's position to number its demo records, so datasets never share ids.
+    record_offset: int
     input_columns: tuple[str, ...]
     leaking_columns: tuple[str, ...] = field(default=())
     licence: str = ""
@@ -81,6 +85,7 @@ DATASETS = {
         package="router.datasets.apache_jira",
         filename="issues.csv.gz",
         label_column="project",
+        record_offset=0,
         input_columns=("summary", "issue_type", "priority"),
         leaking_columns=APACHE_LEAKING_COLUMNS,
         licence="Apache License 2.0 (ASF JIRA, via Apache Yetus releasedocmaker)",
@@ -90,6 +95,7 @@ DATASETS = {
         package="router.datasets.helpdesk",
         filename="all_tickets_processed_improved_v3.partial.csv",
         label_column="Topic_group",
+        record_offset=1_000_000,
         input_columns=("Document",),
         licence="not stated: internal evaluation only",
     ),
@@ -149,7 +155,7 @@ def _open_text(path: Path) -> io.TextIOWrapper:
 
 
 def _apache_examples(rows: Iterator[dict[str, str]]) -> Iterator[Example]:
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         label = row.get("project") or ""
         if not label:
             continue
@@ -159,6 +165,7 @@ def _apache_examples(rows: Iterator[dict[str, str]]) -> Iterator[Example]:
             external_id=row["key"],
             title=row.get("summary") or "",
             label=label,
+            row=number,
             issue_type=APACHE_ISSUE_TYPES.get(row.get("issue_type") or ""),
             priority_name=priority_name,
             priority=APACHE_PRIORITIES.get(priority_name or ""),
@@ -177,6 +184,7 @@ def _helpdesk_examples(rows: Iterator[dict[str, str]]) -> Iterator[Example]:
             title=title,
             description=description,
             label=label,
+            row=number,
         )
 
 
@@ -192,3 +200,42 @@ def _parse_release_date(value: str) -> datetime | None:
         return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def load_csv_examples(
+    path: Path, *, text_columns: Sequence[str], label_column: str
+) -> list[Example]:
+    """Load an admin's CSV export: the text columns joined as the title, one label column.
+
+    Raises:
+        LabelLeakError: the label column is also a text column.
+        ValueError: a named column is missing from the file, listing the columns it has.
+    """
+    check_no_label_leak(text_columns, label_column=label_column)
+    with _open_text(path) as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        missing = [c for c in (*text_columns, label_column) if c not in header]
+        if missing:
+            raise ValueError(
+                f"{path}: column(s) {', '.join(map(repr, missing))} not found; "
+                f"the file has {', '.join(map(repr, header))}."
+            )
+        examples = []
+        for number, row in enumerate(reader, start=2):
+            label = (row.get(label_column) or "").strip()
+            if not label:
+                continue
+            text = " ".join((row.get(c) or "").strip() for c in text_columns).strip()
+            title, description = split_title(text)
+            examples.append(
+                Example(
+                    external_id=f"row-{number}",
+                    title=title,
+                    description=description,
+                    label=label,
+                    row=number,
+                )
+            )
+    logger.info("Loaded %d labelled rows from %s", len(examples), path)
+    return examples

@@ -1,0 +1,5 @@
+"""Run the `opsroute` command line with `python -m router`."""
+
+from router.cli.main import main
+
+main()

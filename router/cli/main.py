@@ -1,0 +1,51 @@
+"""The `opsroute` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from router import __version__
+from router.cli.database import database
+from router.cli.demo import demo
+from router.cli.mappings import mappings
+from router.cli.models import evaluate, train
+from router.cli.tickets import review, why
+
+
+@click.group()
+@click.version_option(__version__, prog_name="opsroute")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log more to stderr: -v for info, -vv for debug.",
+)
+def cli(verbose: int) -> None:
+    """Route ITSM tickets from ServiceNow, Jira and Salesforce to the right resolver group."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+cli.add_command(demo)
+cli.add_command(train)
+cli.add_command(evaluate)
+cli.add_command(why)
+cli.add_command(review)
+cli.add_command(mappings)
+cli.add_command(database)
+
+
+def main() -> None:
+    """Run the command line."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""`opsroute demo`: train or reuse a model, then replay held-out tickets end to end."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from tqdm import tqdm
+
+from router.classification.evaluation import hold_out, train_on
+from router.classification.features import input_from_example
+from router.classification.metrics import auto_route_figures, routing_metrics
+from router.classification.model import RoutingModel
+from router.classification.registry import has_model, load_model, save_model
+from router.classification.training import TrainingParams, model_version
+from router.datasets.catalog import Example, get_dataset, load_examples
+from router.demo.payloads import DemoRow, to_system_record
+from router.demo.report import DemoReport
+from router.mapping import load_mappings
+from router.routing import TicketRouter
+from router.schemas import Decision, DecisionAction
+from router.settings import CoreSettings
+from router.store import db
+from router.store.service import save_decisions
+
+logger = logging.getLogger(__name__)
+
+# Held-out tickets arrive in turn from each system, shaped like that system's records.
+SYSTEMS = ("servicenow", "jira", "salesforce")
+CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What to replay: the dataset, how many held-out tickets, and the batch size."""
+
+    dataset: str = "apache-jira"
+    limit: int | None = None
+    batch_size: int = 500
+    retrain: bool = False
+    progress: bool = True
+
+
+def obtain_model(
+    session_factory: Any,
+    *,
+    dataset: str,
+    train: Sequence[Example],
+    settings: CoreSettings,
+    params: TrainingParams,
+    retrain: bool,
+) -> tuple[RoutingModel, bool, float | None]:
+    """Load the stored model for this training data, or train and store one.
+
+    Returns:
+        The model, whether it was trained now, and the training time in seconds.
+    """
+    inputs = [input_from_example(example) for example in train]
+    labels = [example.label for example in train]
+    version = model_version(dataset, inputs, labels, params)
+    with session_factory() as session:
+        if not retrain and has_model(session, version=version):
+            logger.info("Reusing stored model %s", version)
+            return (
+                load_model(
+                    session, cache_dir=settings.model_cache_dir, version=version
+                ),
+                False,
+                None,
+            )
+
+    started = time.perf_counter()
+    model = train_on(train, dataset=dataset, params=params)
+    elapsed = time.perf_counter() - started
+    with session_factory() as session, session.begin():
+        save_model(session, model, activate=True)
+    return model, True, elapsed
+
+
+def run_demo(
+    options: DemoOptions, *, settings: CoreSettings | None = None
+) -> DemoReport:
+    """Train or reuse a model, replay the held-out tickets through the router and report."""
+    settings = settings or CoreSettings()
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    session_factory = db.session_factory(engine)
+    mappings = load_mappings(settings.mappings_dir)
+
+    params = TrainingParams()
+    examples = load_examples(options.dataset)
+    split = hold_out(examples, params=params)
+    train, held_out = split.train, split.test
+    model, trained, training_seconds = obtain_model(
+        session_factory,
+        dataset=options.dataset,
+        train=train,
+        settings=settings,
+        params=params,
+        retrain=options.retrain,
+    )
+    replayed = held_out[: options.limit] if options.limit else held_out
+
+    router = TicketRouter(model=model, mappings=mappings)
+    started = time.perf_counter()
+    decisions, systems = _replay(router, session_factory, replayed, options)
+    seconds = time.perf_counter() - started
+    engine.dispose()
+
+    report = _report(
+        decisions,
+        [example.label for example in replayed],
+        options=options,
+        model=model,
+        held_out=len(held_out),
+        seconds=seconds,
+        threshold=mappings.thresholds.default,
+        systems=systems,
+    )
+    report.database = make_url(settings.database_url).render_as_string(
+        hide_password=True
+    )
+    report.model_trained = trained
+    report.training_seconds = training_seconds
+    return report
+
+
+def _replay(
+    router: TicketRouter,
+    session_factory: Any,
+    examples: Sequence[Example],
+    options: DemoOptions,
+) -> tuple[list[Decision], list[str]]:
+    decisions: list[Decision] = []
+    systems: list[str] = []
+    record_offset = get_dataset(options.dataset).record_offset
+    bar = tqdm(
+        total=len(examples), desc="Routing", unit="ticket", disable=not options.progress
+    )
+    with bar, session_factory() as session:
+        for batch in _batches(examples, options.batch_size):
+            by_system: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+            for offset, example in enumerate(batch):
+                system = SYSTEMS[(len(systems) + offset) % len(SYSTEMS)]
+                sequence = record_offset + example.row
+                record = to_system_record(system, _demo_row(example, sequence))
+                by_system.setdefault(system, []).append((offset, record))
+            ordered: list[Decision | None] = [None] * len(batch)
+            order: list[str] = [""] * len(batch)
+            with session.begin():
+                for system, records in by_system.items():
+                    routed = router.route_records(
+                        system, [record for _, record in records]
+                    )
+                    save_decisions(session, items=routed)
+                    for (offset, _), (_, decision) in zip(records, routed, strict=True):
+                        ordered[offset] = decision
+                        order[offset] = system
+            decisions.extend(d for d in ordered if d is not None)
+            systems.extend(order)
+            bar.update(len(batch))
+    return decisions, systems
+
+
+def _demo_row(example: Example, sequence: int) -> DemoRow:
+    return DemoRow(
+        external_id=example.external_id,
+        title=example.title,
+        description=example.description,
+        issue_type=example.issue_type,
+        priority_name=example.priority_name,
+        created_at=example.created_at,
+        sequence=sequence,
+    )
+
+
+def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _report(
+    decisions: Sequence[Decision],
+    truth: Sequence[str],
+    *,
+    options: DemoOptions,
+    model: RoutingModel,
+    held_out: int,
+    seconds: float,
+    threshold: float,
+    systems: Sequence[str],
+) -> DemoReport:
+    predicted = [d.resolver_group for d in decisions]
+    figures = routing_metrics(truth, predicted)
+    correct = [p == t for p, t in zip(predicted, truth, strict=True)]
+    auto = [d.action is DecisionAction.AUTO_ROUTE for d in decisions]
+    forced = sum(d.action is DecisionAction.FORCED_REVIEW for d in decisions)
+    routed = sum(auto)
+    total = len(decisions) or 1
+    hits = sum(c for c, a in zip(correct, auto, strict=True) if a)
+    confidence = [d.confidence for d in decisions]
+    curve = []
+    for value in CURVE_THRESHOLDS:
+        point = auto_route_figures(confidence, correct, threshold=value)
+        curve.append(
+            {
+                "threshold": value,
+                "share": round(point.share, 4),
+                "precision": None
+                if point.precision is None
+                else round(point.precision, 4),
+            }
+        )
+    examples: dict[str, str] = {}
+    for decision in decisions:
+        system, _, ticket_id = decision.ticket_key.partition(":")
+        examples.setdefault(system, ticket_id)
+    return DemoReport(
+        dataset=options.dataset,
+        database="",
+        model_version=model.version,
+        model_trained=False,
+        training_seconds=None,
+        tickets=len(decisions),
+        held_out=held_out,
+        seconds=seconds,
+        tickets_per_second=len(decisions) / seconds if seconds else 0.0,
+        accuracy=figures.accuracy,
+        macro_f1=figures.macro_f1,
+        auto_route_share=routed / total,
+        auto_route_precision=hits / routed if routed else None,
+        review_share=(len(decisions) - routed) / total,
+        forced_review_share=forced / total,
+        threshold=threshold,
+        by_system=dict(Counter(systems)),
+        groups=figures.groups,
+        threshold_curve=curve,
+        example_ids=examples,
+    )
