@@ -38,7 +38,7 @@ class TicketRouter:
     def route(
         self, tickets: Sequence[Ticket], *, now: datetime | None = None
     ) -> list[Decision]:
-        """Classify and decide each ticket; the list of decisions keeps the tickets' order."""
+        """Classify and decide each ticket, keeping the order of the tickets."""
         if not tickets:
             return []
         decided_at = now or datetime.now(UTC)

@@ -18,7 +18,8 @@ def default_cache_dir() -> Path:
 class CoreSettings(BaseSettings):
     """Settings every command of the router needs.
 
-    `OPSROUTE_SETTINGS_FILE` may name a `.env`-style file; environment variables win over it.
+    `OPSROUTE_SETTINGS_FILE` may name a `.env`-style file; environment variables
+    win over it.
     """
 
     model_config = SettingsConfigDict(
@@ -29,11 +30,11 @@ class CoreSettings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///opsroute.db",
-        description="SQLAlchemy URL of the store; the default is a file in the current folder.",
+        description="SQLAlchemy URL of the store; by default ./opsroute.db (SQLite).",
     )
     mappings_dir: Path | None = Field(
         default=None,
-        description="Folder of mapping YAML files; the defaults shipped with opsroute if unset.",
+        description="Folder of mapping YAML files; unset means the shipped defaults.",
     )
     model_cache_dir: Path = Field(
         default_factory=default_cache_dir,

@@ -1,1 +1,1 @@
-"""Classification: features, the routing model, its calibration, training and evaluation."""
+"""Classification: features, the routing model, calibration, training, evaluation."""

@@ -1,4 +1,4 @@
-"""Turn tickets into model features, from the fields a new ticket carries and no others."""
+"""Turn tickets into model features, using only the fields a new ticket carries."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from router.datasets.catalog import Example
 from router.schemas import Ticket
 
-# The only Ticket fields the classifier reads. Ids, the account, the current group, labels,
-# context and the raw record never reach it: in the bundled data they give the answer away.
+# The only Ticket fields the classifier reads. Ids, the account, the current group,
+# labels, context and the raw record never reach it, because in the bundled data they
+# give the answer away.
 MODEL_INPUT_FIELDS = (
     "title",
     "description",

@@ -1,4 +1,4 @@
-"""The routing model: features, linear scores, calibrated confidence and explanations."""
+"""The routing model: features, linear scores, calibrated confidence, explanations."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class RoutingModel:
     def explain(
         self, rows: sp.csr_matrix, prediction: Prediction, *, terms: int = 5
     ) -> tuple[GroupExplanation, GroupExplanation | None]:
-        """Return the words and fields that weighed most for the chosen group and the runner-up."""
+        """Return the words and fields that weighed most for the top two groups."""
         begin, end = rows.indptr[prediction.row], rows.indptr[prediction.row + 1]
         indices = rows.indices[begin:end]
         values = rows.data[begin:end]
@@ -159,7 +159,7 @@ class RoutingModel:
         Raises:
             ValueError: when the artefact has another format version.
         """
-        # NOTE: Artefacts are pickles, so load only those this deployment's own store holds.
+        # NOTE: Artefacts are pickles, so load only those from this deployment's store.
         state = pickle.loads(zlib.decompress(blob))  # noqa: S301
         if state.get("format") != ARTEFACT_FORMAT:
             raise ValueError(

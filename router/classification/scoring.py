@@ -1,4 +1,4 @@
-"""Linear scoring and confidence calibration, kept as plain arrays for fast prediction."""
+"""Linear scoring and confidence calibration, kept as plain arrays for speed."""
 
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class ConfidenceCalibrator:
 
     The map is a logistic regression on the top score and the lead over the runner-up,
     fitted on held-out tickets, so the classifier's own predictions are kept unchanged.
-    `temperature` scales the scores into the spread over candidate groups shown to reviewers.
+    `temperature` scales the scores into the spread over candidate groups that
+    reviewers see.
     """
 
     weights: np.ndarray
@@ -73,7 +74,7 @@ class ConfidenceCalibrator:
     def fit(
         cls, scores: np.ndarray, correct: np.ndarray, labels: np.ndarray
     ) -> ConfidenceCalibrator:
-        """Fit on held-out scores, whether each top group was right, and the label indices."""
+        """Fit on held-out scores, whether each top group was right, and labels."""
         margins = margin_features(scores)
         if len(np.unique(correct)) < 2:
             # Every held-out ticket was right (or wrong): no slope can be fitted.
@@ -124,7 +125,7 @@ def precision_threshold(
     target: float,
     minimum_share: float = 0.0,
 ) -> float | None:
-    """Return the lowest threshold whose auto-routed tickets reach the target precision."""
+    """Return the lowest threshold at which auto-routed tickets reach the target."""
     order = np.argsort(-confidence)
     hits = np.cumsum(correct[order])
     counts = np.arange(1, len(order) + 1)

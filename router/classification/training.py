@@ -53,7 +53,7 @@ class TrainingParams:
     min_examples_per_group: int = 2
     min_calibration_rows: int = 30
     target_precision: float = 0.95
-    # The suggested threshold must beat the target by this much on the calibration slice.
+    # The suggested threshold must beat the target by this much on held-out rows.
     precision_margin: float = 0.01
     jobs: int = 2
 
@@ -68,7 +68,7 @@ class Split:
 
 
 def split_examples(labels: Sequence[str], *, params: TrainingParams) -> Split:
-    """Split stratified 80/20 as the reference recipe does, after dropping rare groups."""
+    """Split stratified 80/20 like the reference recipe, after dropping rare groups."""
     counts = Counter(labels)
     skipped = {g: n for g, n in counts.items() if n < params.min_examples_per_group}
     kept = np.array([i for i, label in enumerate(labels) if label not in skipped])
@@ -94,7 +94,8 @@ def train_routing_model(
     """Train on every example given; callers hold out their own test set.
 
     Raises:
-        TrainingError: when fewer than two groups have enough examples or no text has words.
+        TrainingError: fewer than two groups have enough examples, or no text
+            has words.
     """
     params = params or TrainingParams()
     started = time.perf_counter()
@@ -208,7 +209,7 @@ def _select_and_calibrate(
 def _held_out_folds(
     y: np.ndarray, params: TrainingParams
 ) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """Return (fit rows, held-out rows) pairs: k folds on small sets, one slice on large."""
+    """Return (fit rows, held-out rows) pairs: k folds on small sets, else one slice."""
     rows = np.arange(len(y))
     if len(y) <= params.cross_validate_below:
         folds = min(params.folds, int(min(Counter(y).values())))

@@ -24,7 +24,7 @@ from router.cli.tickets import review, why
     help="Log more to stderr: -v for info, -vv for debug.",
 )
 def cli(verbose: int) -> None:
-    """Route ITSM tickets from ServiceNow, Jira and Salesforce to the right resolver group."""
+    """Route ITSM tickets from ServiceNow, Jira and Salesforce to resolver groups."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(
         level=level,

@@ -89,7 +89,7 @@ def train(
     activate: bool,
     as_json: bool,
 ) -> None:
-    """Train a routing model on 80% of the data, measure it on the rest, and store it."""
+    """Train a model on 80% of the data, measure it on the rest, and store it."""
     name, examples = _examples(dataset, csv_file, text, label)
     params = TrainingParams()
     core = settings()
@@ -120,10 +120,12 @@ def train(
         f"Stored model {model.version} ({'active' if activate else 'inactive'})."
     )
     click.echo(
-        f"  trained on {len(split.train)} examples, measured on {len(split.test)} held out"
+        f"  trained on {len(split.train)} examples, "
+        f"measured on {len(split.test)} held out"
     )
     click.echo(
-        f"  accuracy {measured.figures.accuracy:.4f}, macro-F1 {measured.figures.macro_f1:.4f}"
+        f"  accuracy {measured.figures.accuracy:.4f}, "
+        f"macro-F1 {measured.figures.macro_f1:.4f}"
     )
     if measured.auto_route is not None:
         click.echo(_auto_line(measured))
@@ -165,14 +167,17 @@ def evaluate(
         )
         return
     click.echo(
-        f"Dataset {name}: {len(split.train)} training and {len(split.test)} held-out tickets"
+        f"Dataset {name}: {len(split.train)} training and "
+        f"{len(split.test)} held-out tickets"
     )
     click.echo(f"  {'':<24} {'opsroute':>9} {'reference':>9}")
     click.echo(
-        f"  {'accuracy':<24} {ours.figures.accuracy:>9.4f} {reference.figures.accuracy:>9.4f}"
+        f"  {'accuracy':<24} {ours.figures.accuracy:>9.4f} "
+        f"{reference.figures.accuracy:>9.4f}"
     )
     click.echo(
-        f"  {'macro-F1':<24} {ours.figures.macro_f1:>9.4f} {reference.figures.macro_f1:>9.4f}"
+        f"  {'macro-F1':<24} {ours.figures.macro_f1:>9.4f} "
+        f"{reference.figures.macro_f1:>9.4f}"
     )
     click.echo(_auto_line(ours))
     click.echo("")
@@ -189,7 +194,10 @@ def _auto_line(measured: ModelFigures) -> str:
     if auto is None:
         return ""
     precision = "n/a" if auto.precision is None else f"{auto.precision:.4f}"
-    return f"  at threshold {auto.threshold:.2f}: auto-routes {auto.share:.4f} of tickets with precision {precision}"
+    return (
+        f"  at threshold {auto.threshold:.2f}: auto-routes {auto.share:.4f} "
+        f"of tickets with precision {precision}"
+    )
 
 
 def _figures_json(measured: ModelFigures) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""`opsroute why` and `opsroute review`: read decision trails and work the review queue."""
+"""`opsroute why` and `opsroute review`: decision trails and the review queue."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def why(ticket: str, as_json: bool) -> None:
     click.echo("Audit trail:")
     for entry in trail:
         click.echo(
-            f"  {entry.at:%Y-%m-%d %H:%M:%S} {entry.event:<16} {entry.actor:<14} {_entry_summary(entry)}"
+            f"  {entry.at:%Y-%m-%d %H:%M:%S} {entry.event:<16} {entry.actor:<14} "
+            f"{_entry_summary(entry)}"
         )
 
 
@@ -82,7 +83,8 @@ def _decision_text(decision: DecisionRecord) -> str:
             f"{t['term']} (+{t['weight']:.3f})" for t in part.get("terms", [])
         )
         lines.append(
-            f"  {label} {part['group']} (score {part['score']:.2f}): {terms or 'no word features'}"
+            f"  {label} {part['group']} (score {part['score']:.2f}): "
+            f"{terms or 'no word features'}"
         )
     if explanation.get("intent_matches"):
         lines.append("  intent matched: " + ", ".join(explanation["intent_matches"]))
@@ -175,7 +177,8 @@ def resolve(ticket: str, group: str, actor: str | None) -> None:
     known = load_mappings(core.mappings_dir).taxonomy.group_names
     if group not in known:
         fail(
-            f"group {group!r} is not in the taxonomy; expected one of {', '.join(known)}."
+            f"group {group!r} is not in the taxonomy; "
+            f"expected one of {', '.join(known)}."
         )
     who = actor or f"cli:{getpass.getuser()}"
     with open_session(core) as session, session.begin():

@@ -62,13 +62,14 @@ class Example:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A bundled dataset: its files, its label column and the columns it may not feed."""
+    """A bundled dataset: its file, its label and the columns the model may not read."""
 
     name: str
     package: str
     filename: str
     label_column: str
-    # Added to each row's position to number its demo records, so datasets never share ids.
+    # Added to each row's position to number its demo records, so that two datasets
+    # never share record ids.
     record_offset: int
     input_columns: tuple[str, ...]
     leaking_columns: tuple[str, ...] = field(default=())
@@ -195,7 +196,8 @@ def split_title(text: str, *, max_words: int = 12) -> tuple[str, str]:
 
 
 def _parse_release_date(value: str) -> datetime | None:
-    # NOTE: The changelogs give release dates, not creation dates; unreleased rows have none.
+    # NOTE: Changelogs give release dates, not creation dates; unreleased rows
+    # have none.
     try:
         return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
@@ -205,7 +207,7 @@ def _parse_release_date(value: str) -> datetime | None:
 def load_csv_examples(
     path: Path, *, text_columns: Sequence[str], label_column: str
 ) -> list[Example]:
-    """Load an admin's CSV export: the text columns joined as the title, one label column.
+    """Load an admin's CSV export: text columns joined in order, and one label column.
 
     Raises:
         LabelLeakError: the label column is also a text column.

@@ -85,7 +85,8 @@ class DemoReport:
             f"opsroute demo: dataset {self.dataset}",
             f"  model                 {self.model_version} ({trained})",
             f"  database              {self.database}",
-            f"  tickets routed        {self.tickets} of {self.held_out} held out ({systems})",
+            f"  tickets routed        {self.tickets} of {self.held_out} held out "
+            f"({systems})",
             f"  tickets per second    {self.tickets_per_second:,.0f} "
             "(normalize, classify, decide, store)",
             f"  accuracy              {self.accuracy:.4f}",
@@ -100,7 +101,8 @@ class DemoReport:
         ]
         for g in self.groups:
             lines.append(
-                f"  {g.group:<24} {g.precision:>9.4f} {g.recall:>7.4f} {g.f1:>7.4f} {g.support:>8}"
+                f"  {g.group:<24} {g.precision:>9.4f} {g.recall:>7.4f} "
+                f"{g.f1:>7.4f} {g.support:>8}"
             )
         if self.threshold_curve:
             lines += ["", "  threshold  auto-route share  precision"]

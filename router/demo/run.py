@@ -85,7 +85,7 @@ def obtain_model(
 def run_demo(
     options: DemoOptions, *, settings: CoreSettings | None = None
 ) -> DemoReport:
-    """Train or reuse a model, replay the held-out tickets through the router and report."""
+    """Train or reuse a model, replay the held-out tickets, and report."""
     settings = settings or CoreSettings()
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)

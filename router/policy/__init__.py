@@ -1,1 +1,1 @@
-"""Policy: turn a model prediction into an action (auto-route, review, forced review)."""
+"""Policy: turn a prediction into an action (auto-route, review, forced review)."""

@@ -54,7 +54,7 @@ def decide(
 
 
 def policy_version(*, thresholds: Thresholds, taxonomy: Taxonomy) -> str:
-    """Return a version string for the decision rules: their own version and a content hash."""
+    """Return the decision rules' version: their own label plus a content hash."""
     content = json.dumps(
         {
             "thresholds": thresholds.model_dump(mode="json"),
