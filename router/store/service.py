@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
+from router.classification.features import MODEL_INPUT_FIELDS
 from router.schemas import Decision, DecisionAction, Ticket
 from router.store import _batch
 from router.store.errors import AmbiguousTicketError, TicketNotFoundError
@@ -26,20 +27,6 @@ from router.store.records import (
 
 logger = logging.getLogger(__name__)
 
-# Ticket fields copied into each "classification" audit row as the model's inputs.
-MODEL_INPUT_FIELDS: tuple[str, ...] = (
-    "source_system",
-    "title",
-    "description",
-    "category",
-    "subcategory",
-    "issue_type",
-    "priority",
-    "urgency",
-    "impact",
-    "labels",
-    "account",
-)
 
 
 def save_decisions(

@@ -48,7 +48,7 @@ def test_shipped_tree_loads_every_kind(mapping_set: MappingSet) -> None:
         "salesforce_case",
         "servicenow_incident",
     ]
-    assert mapping_set.thresholds.default == 0.85
+    assert mapping_set.thresholds.default == 0.9
     assert mapping_set.thresholds.review_candidates == 3
 
 
