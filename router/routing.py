@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,10 @@ class TicketRouter:
             thresholds=mappings.thresholds, taxonomy=mappings.taxonomy
         )
         self.candidate_count = mappings.thresholds.review_candidates
+        # The model's vocabularies hold about a million objects that live as long as
+        # the process; freezing them keeps every garbage collection from re-scanning
+        # them, which made storing a batch about 40% slower.
+        gc.freeze()
 
     def normalize(
         self, system: str, records: Sequence[Mapping[str, Any]]
