@@ -56,6 +56,8 @@ class TrainingParams:
     # The suggested threshold must beat the target by this much on held-out rows.
     precision_margin: float = 0.01
     jobs: int = 2
+    # At most this many examples train the urgency model.
+    urgency_max_rows: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,11 @@ def _fit_urgency(
     rows = np.array([i for i, value in enumerate(labels) if value is not None])
     if len(rows) < 0.5 * len(labels) or len({labels[i] for i in rows}) < 2:
         return None
+    if len(rows) > params.urgency_max_rows:
+        # A sample keeps the second model's fit short; urgency needs less data.
+        sampler = np.random.default_rng(params.seed)
+        sample = sampler.choice(rows, size=params.urgency_max_rows, replace=False)
+        rows = np.sort(sample)
     # Urgency is learned from priority, so the priority field itself is masked out.
     masked = matrix[rows].tocsc(copy=True)
     for column in _priority_columns(builder):
