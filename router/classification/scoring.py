@@ -22,7 +22,7 @@ class LinearScorer:
     @classmethod
     def from_estimator(cls, estimator: object) -> LinearScorer:
         """Copy the weights out of a fitted LinearSVC or OneVsRestClassifier."""
-        classes = np.asarray(estimator.classes_, dtype=object)  # type: ignore[attr-defined]
+        classes: np.ndarray = np.array(list(estimator.classes_), dtype=object)  # type: ignore[attr-defined]
         if hasattr(estimator, "estimators_"):
             coef = np.vstack([e.coef_ for e in estimator.estimators_])
             intercept = np.concatenate([e.intercept_ for e in estimator.estimators_])

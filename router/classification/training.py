@@ -135,7 +135,7 @@ def train_routing_model(
         label_set=sorted(set(y)),
         metrics={"selection": selection, "skipped_labels": _skipped(counts, params)},
         params=_params_dict(params, chosen),
-        data_hash=data_hash(inputs, y),
+        data_hash=data_hash(inputs, list(y)),
         created_at=datetime.now(UTC),
         suggested_threshold=threshold,
     )
@@ -161,12 +161,11 @@ def _select_and_calibrate(
             "confidence is uncalibrated",
             params.min_calibration_rows,
         )
-        selection = {"calibration": "uncalibrated"}
         return (
             params.candidates[0],
             ConfidenceCalibrator.uncalibrated(),
             None,
-            selection,
+            {"calibration": "uncalibrated"},
         )
 
     # Large sets calibrate well on one slice, and each candidate costs a full fit there.
@@ -210,7 +209,7 @@ def _select_and_calibrate(
         correct,
         target=params.target_precision + params.precision_margin,
     )
-    selection = {
+    selection: dict[str, object] = {
         "calibration_rows": len(calibration_rows),
         "folds": len(held_out),
         "tried": tried,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -43,7 +44,7 @@ def _examples(
     return csv_file.stem, examples
 
 
-def _source_options(command: click.Command) -> click.Command:
+def _source_options(command: Callable[..., None]) -> Callable[..., None]:
     options = [
         click.option(
             "--dataset",
