@@ -17,7 +17,7 @@ from router.schemas import Decision, Explanation, Ticket
 class TicketRouter:
     """Route tickets with one model and one set of mappings.
 
-    The router holds no database session: callers store the decisions it returns, so
+    The router has no database session, so callers store the decisions it returns, so
     one router serves the demo, the CLI and the service alike.
     """
 
@@ -29,9 +29,9 @@ class TicketRouter:
             thresholds=mappings.thresholds, taxonomy=mappings.taxonomy
         )
         self.candidate_count = mappings.thresholds.review_candidates
-        # The model's vocabularies hold about a million objects that live as long as
-        # the process; freezing them keeps every garbage collection from re-scanning
-        # them, which made storing a batch about 40% slower.
+        # The model's vocabularies are about a million objects that live as long as
+        # the process. Freezing them stops each garbage collection from scanning them
+        # again, which had made storing a batch about 40% slower.
         gc.freeze()
 
     def normalize(

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class TrainingError(ValueError):
-    """The examples cannot train a model; the message says what to add."""
+    """The examples cannot train a model; the message names what to add."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def _select_and_calibrate(
         scores = _held_out_scores(matrix, y, held_out, classes, candidate, params)
         predicted = classes[scores.argmax(axis=1)]
         # Candidates are ranked by the mean of the per-fold macro-F1, as a grid
-        # search over folds does; pooling the folds first favours the weakest
+        # search over folds does. Pooling the folds first favoured the weakest
         # regularization on small sets.
         fold_f1 = _per_fold_macro_f1(truth, predicted, held_out)
         figures = routing_metrics(list(truth), list(predicted))

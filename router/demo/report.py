@@ -10,7 +10,7 @@ from router.classification.metrics import GroupFigures
 
 @dataclass
 class DemoReport:
-    """What one `opsroute demo` run did and how well it routed."""
+    """Figures of one `opsroute demo` run: volume, speed and routing quality."""
 
     dataset: str
     database: str

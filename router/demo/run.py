@@ -37,7 +37,7 @@ CURVE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What to replay: the dataset, how many held-out tickets, and the batch size."""
+    """Replay settings: the dataset, the number of held-out tickets, the batch size."""
 
     dataset: str = "apache-jira"
     limit: int | None = None
