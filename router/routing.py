@@ -29,6 +29,7 @@ class TicketRouter:
             thresholds=mappings.thresholds, taxonomy=mappings.taxonomy
         )
         self.candidate_count = mappings.thresholds.review_candidates
+        self.force_review_intents = frozenset(mappings.thresholds.force_review_intents)
         # The model's vocabularies are about a million objects that live as long as
         # the process. Freezing them stops each garbage collection from scanning them
         # again, which had made storing a batch about 40% slower.
@@ -59,6 +60,7 @@ class TicketRouter:
                 intent=intent,
                 thresholds=self.mappings.thresholds,
                 known_groups=self.known_groups,
+                force_review_intents=self.force_review_intents,
             )
             chosen, runner_up = self.model.explain(rows, prediction)
             decisions.append(

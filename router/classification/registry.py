@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -58,7 +60,13 @@ def load_model(
     if cached.is_file():
         try:
             return RoutingModel.from_bytes(cached.read_bytes())
-        except (OSError, ValueError, EOFError) as error:
+        except (
+            OSError,
+            ValueError,
+            EOFError,
+            zlib.error,
+            pickle.UnpicklingError,
+        ) as error:
             logger.warning("Ignoring unreadable cached model %s: %s", cached, error)
     record = store_registry.load_model_record(session, version=version, kind=MODEL_KIND)
     _write_cache(cached, record.artefact)

@@ -77,12 +77,13 @@ class ConfidenceCalibrator:
         """Fit on held-out scores, whether each top group was right, and labels."""
         margins = margin_features(scores)
         if len(np.unique(correct)) < 2:
-            # Every held-out ticket was right (or wrong): no slope can be fitted.
-            rate = float(np.clip(correct.mean(), 0.01, 0.99))
-            bias = float(np.log(rate / (1 - rate)))
-            return cls(
-                np.zeros(2), bias, _fit_temperature(scores, labels), len(correct)
-            )
+            # Every held-out ticket was right (or every one wrong), so no slope can be
+            # fitted; a constant would ignore the margins and give a ticket with no
+            # known words the same confidence as a clear one.
+            default = cls.uncalibrated()
+            default.temperature = _fit_temperature(scores, labels)
+            default.fitted_on = len(correct)
+            return default
         regression = LogisticRegression(C=10.0).fit(margins, correct)
         return cls(
             weights=regression.coef_[0].astype(np.float64),

@@ -80,7 +80,7 @@ def _decision_text(decision: DecisionRecord) -> str:
         if not part:
             continue
         terms = ", ".join(
-            f"{t['term']} (+{t['weight']:.3f})" for t in part.get("terms", [])
+            f"{term} (+{weight:.3f})" for term, weight in part.get("terms", {}).items()
         )
         lines.append(
             f"  {label} {part['group']} (score {part['score']:.2f}): "

@@ -315,9 +315,13 @@ def _duplicates(
 
 
 def check_thresholds(
-    thresholds: Thresholds, group_names: list[str] | None, *, file: str
+    thresholds: Thresholds,
+    group_names: list[str] | None,
+    *,
+    file: str,
+    intent_ids: list[str] | None = None,
 ) -> list[MappingProblem]:
-    """Check that per-group thresholds name resolver groups of the taxonomy.
+    """Check that thresholds name resolver groups and intents of the taxonomy.
 
     `group_names` is None when taxonomy.yaml is missing or unreadable, which is
     reported on its own, so the groups are not checked then.
@@ -326,6 +330,17 @@ def check_thresholds(
         return []
     names = group_names
     problems = []
+    for index, intent in enumerate(thresholds.force_review_intents):
+        if intent_ids is not None and intent not in intent_ids:
+            problems.append(
+                _problem(
+                    file,
+                    f"force_review_intents[{index}]",
+                    intent,
+                    "is not an intent in taxonomy.yaml"
+                    f"{_suggest(intent, intent_ids)}",
+                )
+            )
     for group in thresholds.groups:
         if group not in names:
             problems.append(

@@ -274,6 +274,7 @@ def _check_across_files(collector: _Collector) -> None:
                 collector.thresholds,
                 collector.group_names,
                 file=collector.thresholds_file,
+                intent_ids=_intent_ids(collector),
             )
         )
     for stem, ticket in collector.examples.items():
@@ -282,6 +283,13 @@ def _check_across_files(collector: _Collector) -> None:
                 ticket, collector.system_names, file=collector.example_files[stem]
             )
         )
+
+
+def _intent_ids(collector: _Collector) -> list[str] | None:
+    if collector.taxonomy is None:
+        return None
+    ids = [intent.id for intent in collector.taxonomy.intents]
+    return [*ids, collector.taxonomy.fallback_intent]
 
 
 def _has_problem_in(collector: _Collector, name: str) -> bool:

@@ -245,6 +245,8 @@ class Thresholds(_Strict):
     groups: dict[str, Probability] = Field(default_factory=dict)
     review_candidates: int = Field(default=3, ge=1)
     target_auto_route_precision: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Intents whose tickets always go to a person, whatever the confidence.
+    force_review_intents: list[Identifier] = Field(default_factory=list)
 
     def threshold_for(self, group: str) -> float:
         """Return the confidence a prediction of `group` needs to be auto-routed."""

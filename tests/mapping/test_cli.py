@@ -33,7 +33,7 @@ def test_validate_prints_each_problem(mapping_copy: Path) -> None:
     assert lines == [
         "mappings/thresholds.yaml: colour: unknown key 'colour'; remove it or fix its "
         "spelling; expected one of version, default, groups, review_candidates, "
-        "target_auto_route_precision (value: 'blue')",
+        "target_auto_route_precision, force_review_intents (value: 'blue')",
         "mappings/thresholds.yaml: groups.Nope: is not a resolver group in "
         "taxonomy.yaml; add the group to resolver_groups or fix the name "
         "(value: 'Nope')",
