@@ -11,7 +11,11 @@ from router.classification.scoring import LinearScorer
 from router.classification.training import TrainingParams, _fit
 
 TEXTS = {
-    "storage": ["disk full on node", "quota exceeded for share", "backup volume is full"],
+    "storage": [
+        "disk full on node",
+        "quota exceeded for share",
+        "backup volume is full",
+    ],
     "access": ["grant access to repo", "password reset needed", "add me to the group"],
     "network": ["vpn drops every hour", "wifi slow in office", "dns lookup fails"],
     "hardware": ["laptop screen cracked"],
@@ -35,7 +39,9 @@ def test_parallel_fit_matches_linear_svc(class_weight: str | None) -> None:
     matrix, labels = _training_set()
     params = TrainingParams(jobs=2)
 
-    ours = LinearScorer.from_estimator(_fit(matrix, labels, (0.5, class_weight), params))
+    ours = LinearScorer.from_estimator(
+        _fit(matrix, labels, (0.5, class_weight), params)
+    )
     direct = LinearScorer.from_estimator(
         LinearSVC(C=0.5, class_weight=class_weight).fit(matrix, labels)
     )
