@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from router.classification.fast_tfidf import CompiledTfidf, build_rows
 from router.datasets.catalog import Example
 from router.schemas import Ticket
 
@@ -24,6 +25,8 @@ MODEL_INPUT_FIELDS = (
     "subcategory",
     "priority",
 )
+# Batches up to this size are vectorized by the compiled lookups (see transform).
+COMPILED_BATCH_LIMIT = 16
 CATEGORICAL_FIELDS = ("issue_type", "category", "subcategory", "priority")
 
 
@@ -140,6 +143,7 @@ class FeatureBuilder:
         )
         self.fields = FieldVectorizer()
         self.block_sizes: tuple[int, int, int] = (0, 0, 0)
+        self._compiled: list[CompiledTfidf] | None = None
 
     def fit_transform(self, inputs: Sequence[ModelInput]) -> sp.csr_matrix:
         texts = [item.text for item in inputs]
@@ -147,14 +151,56 @@ class FeatureBuilder:
         char = _fit_char(self.char, texts)
         fields = self.fields.fit(inputs).transform(inputs) * self.params.field_weight
         self.block_sizes = (word.shape[1], char.shape[1], fields.shape[1])
+        self._compiled = None
         return sp.hstack([word, char, fields], format="csr", dtype=np.float32)
 
     def transform(self, inputs: Sequence[ModelInput]) -> sp.csr_matrix:
+        """Return the feature rows of the inputs.
+
+        Small batches go through the compiled lookups, which skip scikit-learn's fixed
+        cost of about a millisecond per call; larger ones through scikit-learn, which
+        is about twice as fast per ticket once that cost is spread. Both give the same
+        rows.
+        """
+        if len(inputs) > COMPILED_BATCH_LIMIT:
+            return self.reference_transform(inputs)
+        blocks = self._compiled_blocks()
+        field_offset = self.block_sizes[0] + self.block_sizes[1]
+        weight = self.params.field_weight
+        vocabulary = self.fields.vocabulary_
+        extra = []
+        for item in inputs:
+            columns = (vocabulary.get(t) for t in item.field_tokens(self.fields.fields))
+            extra.append([(field_offset + c, weight) for c in columns if c is not None])
+        return build_rows(
+            [item.text for item in inputs], blocks, extra, width=sum(self.block_sizes)
+        )
+
+    def reference_transform(self, inputs: Sequence[ModelInput]) -> sp.csr_matrix:
+        """Return the feature rows through scikit-learn's own transforms."""
         texts = [item.text for item in inputs]
         word = self.word.transform(texts)
         char = self.char.transform(texts) if self.block_sizes[1] else _empty(len(texts))
         fields = self.fields.transform(inputs) * self.params.field_weight
         return sp.hstack([word, char, fields], format="csr", dtype=np.float32)
+
+    def _compiled_blocks(self) -> list[CompiledTfidf]:
+        if self._compiled is None:
+            blocks = [CompiledTfidf(self.word, offset=0)]
+            if self.block_sizes[1]:
+                blocks.append(CompiledTfidf(self.char, offset=self.block_sizes[0]))
+            self._compiled = blocks
+        return self._compiled
+
+    def __getstate__(self) -> dict[str, object]:
+        # The compiled lookups are rebuilt on first use, so artefacts stay smaller.
+        state = self.__dict__.copy()
+        state["_compiled"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state.setdefault("_compiled", None)
+        self.__dict__.update(state)
 
     def feature_names(self) -> np.ndarray:
         """Return every feature's name, in column order, prefixed by its block."""
