@@ -1,0 +1,1 @@
+"""HTTP endpoints of the service: webhooks, health, readiness and metrics."""
