@@ -19,19 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from router.datasets.catalog import APACHE_ISSUE_TYPES
 from router.mapping.transforms import salesforce_id_suffix
 
-# Apache changelog sections -> Jira issue type names.
-JIRA_ISSUE_TYPES: Final = {
-    "BUG FIXES": "Bug",
-    "IMPROVEMENTS": "Improvement",
-    "SUB-TASKS": "Sub-task",
-    "OTHER": "Task",
-    "NEW FEATURES": "New Feature",
-    "TESTS": "Test",
-    "INCOMPATIBLE CHANGES": "Incompatible Change",
-    "IMPORTANT ISSUES": "Important",
-}
 # Rows without a type (the helpdesk sets) become Tasks in every system, so the
 # classifier gets the same issue_type whichever system a row is shaped for.
 DEFAULT_ISSUE_TYPE: Final = "Task"
@@ -103,7 +93,7 @@ def jira_issue_type(issue_type: str | None) -> str:
     """Return the Jira issue type name for an Apache changelog section or a name."""
     if issue_type is None or not issue_type.strip():
         return DEFAULT_ISSUE_TYPE
-    return JIRA_ISSUE_TYPES.get(issue_type.strip().upper(), issue_type.strip())
+    return APACHE_ISSUE_TYPES.get(issue_type.strip().upper(), issue_type.strip())
 
 
 def _digest(row: DemoRow, system: str) -> bytes:
