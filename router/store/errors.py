@@ -90,3 +90,27 @@ class ModelVersionConflictError(StoreError, ValueError):
         )
         self.version = version
         self.field = field
+
+
+class ActionNotFoundError(StoreError, LookupError):
+    """No outbox action has the id."""
+
+    def __init__(self, action_id: int) -> None:
+        super().__init__(
+            f"Outbox action {action_id} not found; list the actions with "
+            "`opsroute outbox list`."
+        )
+        self.action_id = action_id
+
+
+class ActionNotDeadError(StoreError, ValueError):
+    """Only a dead outbox action can be retried."""
+
+    def __init__(self, action_id: int, status: str) -> None:
+        super().__init__(
+            f"Outbox action {action_id} is {status}, not dead, so it cannot be "
+            "retried; the dispatcher still delivers pending and in_flight actions, "
+            "and done ones need nothing."
+        )
+        self.action_id = action_id
+        self.status = status

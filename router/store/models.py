@@ -227,8 +227,104 @@ class AuditLogRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class InboxEventRow(Base):
+    """One webhook event as received, stored before it is acknowledged.
+
+    `dedupe_key` is the delivery id, or the record and its version when the system
+    sends no delivery id, so a redelivered event is stored once.
+    """
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'done', 'skipped', 'failed')", name="status"
+        ),
+        Index("ix_inbox_events_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(800), unique=True)
+    system: Mapped[str] = mapped_column(String(40))
+    instance: Mapped[str] = mapped_column(String(100))
+    delivery_id: Mapped[str | None] = mapped_column(String(255))
+    record_key: Mapped[str] = mapped_column(String(255))
+    record_version: Mapped[str | None] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(100))
+    record: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxActionRow(Base):
+    """One effect to deliver to an external system: a write-back, task or notification.
+
+    `marker` is written into the record with the effect, so a delivery repeated
+    after a crash finds the effect already in the record and skips it.
+    """
+
+    __tablename__ = "outbox_actions"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'in_flight', 'done', 'dead')", name="status"
+        ),
+        CheckConstraint("kind IN ('write_back', 'task', 'notification')", name="kind"),
+        Index("ix_outbox_actions_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(40))
+    instance: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    record_id: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    marker: Mapped[str] = mapped_column(String(255), unique=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LeaseRow(Base):
+    """A named lease that one holder owns until it expires, such as "scheduler"."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class JobRunRow(Base):
+    """One run of a periodic job; the primary key lets one replica claim each slot."""
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    slot_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 tickets = cast(Table, TicketRow.__table__)
 decisions = cast(Table, DecisionRow.__table__)
 review_items = cast(Table, ReviewItemRow.__table__)
 models = cast(Table, ModelRow.__table__)
 audit_log = cast(Table, AuditLogRow.__table__)
+inbox_events = cast(Table, InboxEventRow.__table__)
+outbox_actions = cast(Table, OutboxActionRow.__table__)
+leases = cast(Table, LeaseRow.__table__)
+job_runs = cast(Table, JobRunRow.__table__)

@@ -19,6 +19,33 @@ class AuditEvent(StrEnum):
     REVIEW_RESOLVED = "review_resolved"
     MODEL_TRAINED = "model_trained"
     MODEL_ACTIVATED = "model_activated"
+    OUTBOX_RETRIED = "outbox_retried"
+
+
+class InboxStatus(StrEnum):
+    """States of a stored webhook event; only pending events are claimed."""
+
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class ActionStatus(StrEnum):
+    """States of an outbox action."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class ActionKind(StrEnum):
+    """Kinds of effect an outbox action delivers."""
+
+    WRITE_BACK = "write_back"
+    TASK = "task"
+    NOTIFICATION = "notification"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +159,60 @@ class ModelRecord(ModelInfo):
 
     # Left out of repr because artefacts run to tens of megabytes.
     artefact: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """A stored webhook event; `record` is the vendor's record as it arrived."""
+
+    id: int
+    dedupe_key: str
+    system: str
+    instance: str
+    delivery_id: str | None
+    record_key: str
+    record_version: str | None
+    event_type: str
+    record: dict[str, Any]
+    headers: dict[str, str]
+    status: str
+    received_at: datetime
+    processed_at: datetime | None
+    claimed_by: str | None
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxAction:
+    """A stored outbox action with its delivery state."""
+
+    id: int
+    system: str
+    instance: str
+    kind: str
+    ticket_key: str
+    record_id: str | None
+    payload: dict[str, Any]
+    marker: str
+    decision_id: int | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    last_error: str | None
+    result: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A named lease and the holder that owns it until `expires_at`."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+    acquired_at: datetime
