@@ -1,0 +1,250 @@
+"""Shared connector parts: request checks, header filtering, error mapping.
+
+Webhook checks run in a fixed order: authentication first (signature, token or
+sender), then the content type, then parsing. Each failure is a `WebhookError` whose
+message names the header, setting or position at fault, and never contains a secret
+or the request body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Final
+
+from router.intake.plugin import (
+    DEFAULT_INSTANCE,
+    DeliveryAction,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    WebhookError,
+    WebhookRequest,
+)
+from router.mapping import MappingSet, ResolverGroup, load_mappings
+from router.schemas import Ticket
+
+logger = logging.getLogger(__name__)
+
+# Headers that carry credentials or signatures; they are never stored with an event.
+SENSITIVE_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-opsroute-signature",
+        "x-hub-signature",
+        "x-hub-signature-256",
+    }
+)
+SHA256_PREFIX: Final = "sha256="
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
+
+
+def filter_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return the headers worth storing with an event, without credentials."""
+    return {
+        name.lower(): value
+        for name, value in headers.items()
+        if name.lower() not in SENSITIVE_HEADERS
+    }
+
+
+def verify_hmac_sha256(
+    *, body: bytes, signature: str, secret: str, header: str, system: str
+) -> None:
+    """Check a `sha256=<hex>` HMAC-SHA256 signature of `body` in constant time.
+
+    Raises:
+        WebhookError: 401 when the signature is malformed or does not match.
+    """
+    if not signature.startswith(SHA256_PREFIX):
+        raise WebhookError(
+            f"{system} webhook rejected: header {header} must look like "
+            "sha256=<hex HMAC-SHA256 of the raw body>; check the webhook's "
+            "signature settings.",
+            status_code=401,
+        )
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    received = signature[len(SHA256_PREFIX) :].strip().lower()
+    if not hmac.compare_digest(expected.encode(), received.encode()):
+        raise WebhookError(
+            f"{system} webhook rejected: the signature in {header} does not match "
+            "the body; check that the sender uses the same secret and signs the raw "
+            "body unchanged.",
+            status_code=401,
+        )
+
+
+def verify_bearer_token(*, authorization: str, secret: str, system: str) -> None:
+    """Check an `Authorization: Bearer <secret>` header in constant time.
+
+    Raises:
+        WebhookError: 401 when the header is not a Bearer token or the token differs.
+    """
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise WebhookError(
+            f"{system} webhook rejected: the Authorization header must be "
+            "'Bearer <webhook secret>'.",
+            status_code=401,
+        )
+    if not hmac.compare_digest(token.strip().encode(), secret.encode()):
+        raise WebhookError(
+            f"{system} webhook rejected: the Bearer token in the Authorization "
+            "header is wrong; check the secret configured at the sender.",
+            status_code=401,
+        )
+
+
+def media_type(content_type: str) -> str:
+    """Return the media type of a Content-Type value, without its parameters."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def require_content_type(
+    request: WebhookRequest, *, expected: tuple[str, ...], system: str
+) -> None:
+    """Check that the request's media type is one of `expected`.
+
+    Raises:
+        WebhookError: 415 naming the expected type.
+    """
+    received = media_type(request.content_type)
+    if received not in expected:
+        raise WebhookError(
+            f"{system} webhook rejected: Content-Type {received or '(none)'!r} is "
+            f"not supported; send {expected[0]}.",
+            status_code=415,
+        )
+
+
+def parse_json_object(body: bytes, *, system: str) -> dict[str, Any]:
+    """Parse a JSON object from a webhook body.
+
+    Raises:
+        WebhookError: 400 with the parser's reason and position, or when the
+            document is not an object.
+    """
+    try:
+        document = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise WebhookError(
+            f"{system} webhook body is not UTF-8 text: invalid byte at position "
+            f"{exc.start}; send UTF-8 encoded JSON.",
+            status_code=400,
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise WebhookError(
+            f"{system} webhook body is invalid JSON: {exc.msg} (line {exc.lineno}, "
+            f"column {exc.colno}, position {exc.pos} of {len(body)} bytes); send the "
+            "complete JSON document.",
+            status_code=400,
+        ) from None
+    if not isinstance(document, dict):
+        raise WebhookError(
+            f"{system} webhook body is a JSON {type(document).__name__}, expected an "
+            "object of the record's fields.",
+            status_code=400,
+        )
+    return document
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the delay in seconds of a Retry-After header (seconds or HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - utc_now()).total_seconds())
+
+
+def http_delivery_error(
+    *, status: int, what: str, detail: str = "", retry_after: str | None = None
+) -> RetryableDeliveryError | PermanentDeliveryError:
+    """Return the delivery error for an HTTP status: 429 and 5xx can be retried."""
+    suffix = f": {detail}" if detail else ""
+    if status == 429 or status >= 500:
+        return RetryableDeliveryError(
+            f"{what} failed with HTTP {status}{suffix}; it will be retried.",
+            retry_after=parse_retry_after(retry_after),
+        )
+    return PermanentDeliveryError(
+        f"{what} failed with HTTP {status}{suffix}; fix the cause, then re-queue the "
+        "action with `opsroute outbox retry ID`."
+    )
+
+
+def note_text(action: DeliveryAction, *, target: str | None, noun: str) -> str:
+    """Return the note or comment of a write-back, ending with the action's marker.
+
+    The text is the payload's `note`, else its one-line `reason`, else a line
+    naming the target. `noun` is the vendor's word for the record (ticket, case).
+    """
+    payload = action.payload
+    text = str(payload.get("note") or payload.get("reason") or "").strip()
+    if not text:
+        text = (
+            f"opsroute assigned this {noun} to {target}."
+            if target
+            else f"opsroute reviewed this {noun}."
+        )
+    return f"{text}\n[{action.marker}]"
+
+
+class BaseConnector:
+    """Shared state of a connector instance: its names and its mapping files."""
+
+    system: ClassVar[str] = ""
+
+    def __init__(
+        self, *, instance: str = DEFAULT_INSTANCE, mappings: MappingSet | None = None
+    ) -> None:
+        self.instance = instance
+        self._mappings = mappings
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(instance={self.instance!r})"
+
+    @property
+    def mappings(self) -> MappingSet:
+        """Return the mapping files, loading the configured ones on first use."""
+        if self._mappings is None:
+            self._mappings = load_mappings()
+        return self._mappings
+
+    def to_ticket(self, record: Mapping[str, Any], *, mappings: MappingSet) -> Ticket:
+        """Turn a stored record into a Ticket through the system's mapping."""
+        return mappings.normalize(self.system, record)
+
+    def resolver_group(self, name: str) -> ResolverGroup:
+        """Return the taxonomy's resolver group `name`.
+
+        Raises:
+            PermanentDeliveryError: the taxonomy has no such group.
+        """
+        for group in self.mappings.taxonomy.resolver_groups:
+            if group.name == name:
+                return group
+        raise PermanentDeliveryError(
+            f"resolver group {name!r} is not in taxonomy.yaml of "
+            f"{self.mappings.directory}; add it there or fix the decision's group."
+        )
+
+    def describe(self, action: DeliveryAction) -> str:
+        """Return a short description of an action for messages and logs."""
+        return f"{self.system} write-back of action {action.id} for {action.ticket_key}"

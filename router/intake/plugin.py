@@ -1,0 +1,235 @@
+"""The protocol between the router and its connectors, and the values they exchange.
+
+The service and the workers import only this module, never `connectors`: each
+connector package registers a factory in the entry point group `opsroute.connectors`
+(the entry point's name is the system), and `load_connectors` builds one connector
+per configured instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Final, Protocol, runtime_checkable
+
+from router.mapping import MappingSet
+from router.schemas import Ticket
+from router.store.inbox import NewInboxEvent
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP: Final = "opsroute.connectors"
+DEFAULT_INSTANCE: Final = "default"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook request as the service received it, before any check."""
+
+    system: str
+    instance: str
+    method: str
+    path: str
+    # Header names are lower-case.
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str
+    remote_addr: str | None = None
+
+
+class WebhookError(ValueError):
+    """A rejected webhook request, with the HTTP status of the response.
+
+    The message says what was wrong and what to do. It never contains a secret or
+    the request body. `response_body` and `response_content_type`, when set, are
+    the body the vendor expects with the error, such as a SOAP fault for
+    Salesforce; otherwise the service answers with its own JSON error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        response_body: bytes | None = None,
+        response_content_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.response_body = response_body
+        self.response_content_type = response_content_type
+
+    @property
+    def message(self) -> str:
+        """Return the error text without the status code."""
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    """The events of one verified webhook request, and the acknowledgement to send.
+
+    A request may carry no event to store (an event type that routes nothing); it
+    is acknowledged all the same.
+    """
+
+    # Events to store, in the store's type; the store keys duplicates on
+    # delivery_id, else on record_key and record_version.
+    events: list[NewInboxEvent]
+    ack_content_type: str = "application/json"
+    ack_body: bytes = b'{"status":"accepted"}'
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The outcome of one delivered outbox action.
+
+    `marker_found` is true when the record already contained the action's marker,
+    so nothing was written this time.
+    """
+
+    marker_found: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class RetryableDeliveryError(RuntimeError):
+    """A delivery that failed for now (5xx, 429, timeout); try again later.
+
+    `retry_after` is the delay in seconds the vendor asked for, if it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(RuntimeError):
+    """A delivery that will fail again unchanged (4xx, bad payload, missing group)."""
+
+
+class DeliveryAction(Protocol):
+    """What `Connector.deliver` reads of an outbox action.
+
+    The store's `OutboxAction` record has these attributes. For a `write_back`
+    action, `payload` contains:
+
+    - `group`: the resolver group name from the taxonomy, or absent for a note
+      without reassignment;
+    - `reason`: one line that gives the reason, written into the note;
+    - `target` (optional): the group's name in the vendor system, which overrides
+      the taxonomy's `targets` entry;
+    - `table` (ServiceNow only, optional): the record's table, `incident` by default.
+
+    `marker` is written into the note, and `deliver` looks for it before writing.
+    """
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def system(self) -> str: ...
+    @property
+    def instance(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def ticket_key(self) -> str: ...
+    @property
+    def record_id(self) -> str | None: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def marker(self) -> str: ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One configured instance of a source system."""
+
+    system: str
+    instance: str
+
+    def webhook_secret_setting(self) -> str | None:
+        """Return the name of the missing webhook secret setting, or None if set."""
+        ...
+
+    def missing_settings(self) -> list[str]:
+        """Return the names of unset settings that write-back needs."""
+        ...
+
+    def can_write(self) -> bool:
+        """Return whether the API credentials for write-back are configured."""
+        ...
+
+    def parse_webhook(self, request: WebhookRequest) -> ParsedWebhook:
+        """Verify the request's signature or sender, then parse its events.
+
+        Raises:
+            WebhookError: the request is unauthenticated (401), from a sender that
+                is not allowed (403), malformed (400) or of the wrong content type
+                (415).
+        """
+        ...
+
+    def to_ticket(self, record: Mapping[str, Any], *, mappings: MappingSet) -> Ticket:
+        """Turn a stored event's record into a Ticket through the system's mapping."""
+        ...
+
+    def deliver(self, action: DeliveryAction) -> DeliveryResult:
+        """Write one outbox action to the vendor system, unless its marker is there.
+
+        Raises:
+            RetryableDeliveryError: the vendor is down, slow or rate limiting.
+            PermanentDeliveryError: the action cannot succeed as it is.
+        """
+        ...
+
+
+# A connector factory, the object each entry point names.
+ConnectorFactory = Callable[..., Connector]
+
+
+def _connector_entry_points() -> Iterable[EntryPoint]:
+    return entry_points(group=ENTRY_POINT_GROUP)
+
+
+def load_connectors(
+    settings: object | None = None,
+    *,
+    instances: Mapping[str, Sequence[str]] | None = None,
+    mappings: MappingSet | None = None,
+) -> dict[tuple[str, str], Connector]:
+    """Build every configured connector from the `opsroute.connectors` entry points.
+
+    Each entry point names a factory called as `factory(instance=..., mappings=...)`.
+    The default instance of a system reads `OPSROUTE_<SYSTEM>_*` variables, and an
+    instance named `eu` reads `OPSROUTE_<SYSTEM>_EU_*`.
+
+    Args:
+        settings: the service settings; its `connector_instances` attribute, when
+            present, is used where `instances` is not given.
+        instances: system name -> instance names; a system missing from it gets
+            the default instance only.
+        mappings: the mapping files the connectors resolve group names with;
+            None lets each connector load the configured ones when it needs them.
+
+    Returns:
+        (system, instance) -> connector.
+    """
+    if instances is None:
+        instances = getattr(settings, "connector_instances", None) or {}
+    loaded: dict[tuple[str, str], Connector] = {}
+    for entry_point in _connector_entry_points():
+        system = entry_point.name
+        factory: ConnectorFactory = entry_point.load()
+        for instance in instances.get(system, (DEFAULT_INSTANCE,)):
+            loaded[(system, instance)] = factory(instance=instance, mappings=mappings)
+    if not loaded:
+        logger.warning(
+            "No connector found in entry point group %s; reinstall the package "
+            "(pip install -e .) so that its entry points are registered",
+            ENTRY_POINT_GROUP,
+        )
+    logger.info("Loaded connectors %s", sorted(loaded))
+    return loaded

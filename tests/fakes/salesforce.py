@@ -1,0 +1,143 @@
+"""A fake Salesforce REST API over TLS, with a throwaway CA made by `trustme`.
+
+simple-salesforce always builds https:// URLs, so the fake serves TLS; tests hand
+the client a `requests.Session` that trusts `ca_file`. It implements the SOQL
+queries the connector sends (`Group` queues by name, `Case` by CaseNumber,
+`CaseComment` by ParentId), `PATCH sobjects/Case/<Id>` and `POST
+sobjects/CaseComment/`, with `Authorization: Bearer <session id>`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from pathlib import Path
+from typing import Any
+
+import requests
+import trustme
+
+from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+
+_BASE = r"^/services/data/v\d+\.\d"
+_QUERY_PATH = re.compile(_BASE + r"/query/?$")
+_SOBJECT_PATH = re.compile(_BASE + r"/sobjects/(\w+)/(\w*)$")
+# A SOQL string literal with backslash escapes, as format_soql writes it.
+_LITERAL = r"'((?:[^'\\]|\\.)*)'"
+_QUERIES = {
+    "queue": re.compile(
+        r"^SELECT Id FROM Group WHERE Type = 'Queue' AND Name = " + _LITERAL + "$"
+    ),
+    "case": re.compile(r"^SELECT Id FROM Case WHERE CaseNumber = " + _LITERAL + "$"),
+    "comments": re.compile(
+        r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = " + _LITERAL + "$"
+    ),
+}
+
+
+def salesforce_error(status: int, code: str, message: str) -> FakeResponse:
+    """Return an error in the REST API's shape: a list of {message, errorCode}."""
+    body = json.dumps([{"message": message, "errorCode": code}]).encode()
+    return FakeResponse(status, body, {"Content-Type": "application/json"})
+
+
+def _unescape(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal)
+
+
+class FakeSalesforce(FakeServer):
+    """One org's REST API, served over TLS on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        certificate_dir: Path,
+        session_id: str = "00Dfake!session",
+        **kwargs: Any,
+    ) -> None:
+        authority = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(context)
+        super().__init__(ssl_context=context, **kwargs)
+        self.ca_file = certificate_dir / "fake-salesforce-ca.pem"
+        authority.cert_pem.write_to_path(str(self.ca_file))
+        self.session_id = session_id
+        self.queues: dict[str, str] = {}
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.case_comments: list[dict[str, Any]] = []
+
+    def client_session(self) -> requests.Session:
+        """Return a requests session that trusts this fake's certificate only."""
+        session = requests.Session()
+        # REQUESTS_CA_BUNDLE would otherwise win over `verify`.
+        session.trust_env = False
+        session.verify = str(self.ca_file)
+        return session
+
+    def add_queue(self, name: str, queue_id: str) -> str:
+        """Create a queue (a Group of Type Queue); return its Id."""
+        self.queues[name] = queue_id
+        return queue_id
+
+    def add_case(self, case: dict[str, Any]) -> dict[str, Any]:
+        """Store a Case; return it."""
+        self.cases[case["Id"]] = case
+        return case
+
+    def handle(self, call: RecordedCall) -> FakeResponse:
+        """Return the response to one REST request."""
+        if call.headers.get("authorization") != f"Bearer {self.session_id}":
+            return salesforce_error(
+                401, "INVALID_SESSION_ID", "Session expired or invalid"
+            )
+        if call.method == "GET" and _QUERY_PATH.match(call.path):
+            return self._query(call.param("q") or "")
+        match = _SOBJECT_PATH.match(call.path)
+        if match is None:
+            return salesforce_error(404, "NOT_FOUND", f"No resource {call.path}")
+        sobject, record_id = match.groups()
+        if call.method == "PATCH" and sobject == "Case":
+            return self._update_case(record_id, json.loads(call.body))
+        if call.method == "POST" and sobject == "CaseComment":
+            return self._create_comment(json.loads(call.body))
+        return salesforce_error(405, "METHOD_NOT_ALLOWED", call.method)
+
+    def _query(self, soql: str) -> FakeResponse:
+        records: list[dict[str, Any]] = []
+        if match := _QUERIES["queue"].match(soql):
+            queue_id = self.queues.get(_unescape(match.group(1)))
+            records = [{"Id": queue_id}] if queue_id else []
+        elif match := _QUERIES["case"].match(soql):
+            number = _unescape(match.group(1))
+            records = [
+                {"Id": case["Id"]}
+                for case in self.cases.values()
+                if case.get("CaseNumber") == number
+            ]
+        elif match := _QUERIES["comments"].match(soql):
+            parent = _unescape(match.group(1))
+            records = [
+                {"Id": comment["Id"], "CommentBody": comment["CommentBody"]}
+                for comment in self.case_comments
+                if comment["ParentId"] == parent
+            ]
+        else:
+            return salesforce_error(400, "MALFORMED_QUERY", f"unexpected SOQL: {soql}")
+        return json_response(
+            200, {"totalSize": len(records), "done": True, "records": records}
+        )
+
+    def _update_case(self, case_id: str, fields: dict[str, Any]) -> FakeResponse:
+        case = self.cases.get(case_id)
+        if case is None:
+            return salesforce_error(
+                404, "NOT_FOUND", "The requested resource does not exist"
+            )
+        case.update(fields)
+        return FakeResponse(204)
+
+    def _create_comment(self, fields: dict[str, Any]) -> FakeResponse:
+        comment_id = f"00a{len(self.case_comments):015d}"
+        self.case_comments.append({"Id": comment_id, **fields})
+        return json_response(201, {"id": comment_id, "success": True, "errors": []})
