@@ -12,6 +12,7 @@ from router.cli.database import database
 from router.cli.demo import demo
 from router.cli.mappings import mappings
 from router.cli.models import evaluate, train
+from router.cli.outbox import outbox
 from router.cli.tickets import review, why
 
 
@@ -40,6 +41,7 @@ cli.add_command(why)
 cli.add_command(review)
 cli.add_command(mappings)
 cli.add_command(database)
+cli.add_command(outbox)
 
 
 def main() -> None:
