@@ -141,13 +141,17 @@ class LeasedScheduler:
             self.holder,
         )
 
-    def stop(self) -> None:
-        """Stop firing jobs and give the lease up, so another replica takes it."""
+    def stop(self, *, release: bool = True) -> None:
+        """Stop firing jobs and give the lease up, so another replica takes it.
+
+        Args:
+            release: False keeps the lease until it expires, as a crash would.
+        """
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
-        if self._held_until:
-            self._held_until = 0.0
-            self._metrics.scheduler_leader.set(0)
+        held, self._held_until = self._held_until, 0.0
+        self._metrics.scheduler_leader.set(0)
+        if held and release:
             try:
                 with write_transaction(self._session_factory) as session:
                     release_lease(session, name=self._lease_name, holder=self.holder)
