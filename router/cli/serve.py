@@ -82,3 +82,7 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    serve()

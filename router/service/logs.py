@@ -13,6 +13,11 @@ _STANDARD_ATTRIBUTES: Final = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
 )
 LOG_FORMATS: Final = ("kv", "json")
+# Extra attributes of other libraries' records that repeat the message.
+_DROPPED_EXTRA: Final = frozenset({"color_message"})
+# APScheduler logs each run of each job at info, which the lease renewal alone
+# turns into a line every few seconds.
+_QUIET_LOGGERS: Final = ("apscheduler.executors", "apscheduler.scheduler")
 
 
 def describe_error(error: BaseException) -> str:
@@ -76,6 +81,8 @@ def configure_logging(*, level: int = logging.INFO, log_format: str = "kv") -> N
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -88,7 +95,9 @@ def _extra(record: logging.LogRecord) -> dict[str, Any]:
     return {
         key: value
         for key, value in vars(record).items()
-        if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
+        if key not in _STANDARD_ATTRIBUTES
+        and key not in _DROPPED_EXTRA
+        and not key.startswith("_")
     }
 
 
