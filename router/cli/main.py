@@ -13,6 +13,7 @@ from router.cli.demo import demo
 from router.cli.mappings import mappings
 from router.cli.models import evaluate, train
 from router.cli.outbox import outbox
+from router.cli.serve import serve
 from router.cli.tickets import review, why
 
 
@@ -42,6 +43,7 @@ cli.add_command(review)
 cli.add_command(mappings)
 cli.add_command(database)
 cli.add_command(outbox)
+cli.add_command(serve)
 
 
 def main() -> None:
