@@ -15,7 +15,7 @@ from router.classification.model import RoutingModel
 from router.intake.plugin import Connector
 from router.mapping import MappingSet
 from router.routing import TicketRouter
-from router.service import worker as worker_module
+from router.service import storing as storing_module
 from router.service.worker import InboxWorker
 from router.store.inbox import NewInboxEvent, insert_inbox_events
 from router.store.models import decisions, inbox_events, outbox_actions
@@ -161,7 +161,7 @@ def test_database_error_rolls_whole_batch_back(
     def fail(*args: object, **kwargs: object) -> list[int]:
         raise OperationalError("INSERT INTO outbox_actions", {}, Exception("gone"))
 
-    monkeypatch.setattr(worker_module, "enqueue_actions", fail)
+    monkeypatch.setattr(storing_module, "enqueue_actions", fail)
     store_records(store, incident(1), incident(2))
     with pytest.raises(OperationalError):
         worker.process_batch()
@@ -174,14 +174,14 @@ def test_routing_error_fails_only_its_event(
     store: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = worker_module.write_back_action
+    original = storing_module.write_back_action
 
     def fail_for_second(**kwargs: Any) -> Any:
         if kwargs["ticket"].external_id == "INC0000002":
             raise RuntimeError("cannot build the note")
         return original(**kwargs)
 
-    monkeypatch.setattr(worker_module, "write_back_action", fail_for_second)
+    monkeypatch.setattr(storing_module, "write_back_action", fail_for_second)
     store_records(store, incident(1), incident(2), incident(3))
     outcome = worker.process_batch()
     assert outcome.decided == 2

@@ -1,0 +1,176 @@
+"""Apply planned events: store decisions, queue write-backs, mark the events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from router.schemas import Decision, Ticket
+from router.service.actions import write_back_action
+from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
+from router.store.inbox import mark_inbox_done
+from router.store.models import decisions, tickets
+from router.store.outbox import NewOutboxAction, enqueue_actions
+from router.store.records import InboxStatus
+from router.store.service import save_decisions
+
+logger = logging.getLogger(__name__)
+
+
+class ConcurrentClaimError(RuntimeError):
+    """Some planned events were no longer pending, so the batch is rolled back."""
+
+
+@dataclass
+class AppliedBatch:
+    """What applying a batch stored."""
+
+    decided: int = 0
+    skipped: int = 0
+    failed: int = 0
+    action_ids: list[int] = field(default_factory=list)
+
+
+def apply_plans(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
+    """Store a batch of plans in the session's transaction.
+
+    A plan whose apply raises something other than a database error fails alone:
+    the batch is undone to a savepoint and each plan is applied on its own, the
+    culprit being marked failed. A failed plan's `outcome` becomes FAIL.
+
+    Raises:
+        SQLAlchemyError: the database failed; the caller's transaction must roll
+            back.
+        ConcurrentClaimError: another worker finished some of these events.
+    """
+    try:
+        with session.begin_nested():
+            return _apply(session, plans)
+    except (SQLAlchemyError, ConcurrentClaimError):
+        raise
+    except Exception:
+        logger.exception("Storing a batch of %d events failed", len(plans))
+    applied = AppliedBatch()
+    for plan in plans:
+        try:
+            with session.begin_nested():
+                one = _apply(session, [plan])
+        except (SQLAlchemyError, ConcurrentClaimError):
+            raise
+        except Exception as error:
+            logger.exception(
+                "Storing event %s failed", plan.event.id, extra=event_ids(plan.event)
+            )
+            plan.fail(f"routing failed: {error}")
+            one = _apply(session, [plan])
+        applied.decided += one.decided
+        applied.skipped += one.skipped
+        applied.failed += one.failed
+        applied.action_ids.extend(one.action_ids)
+    return applied
+
+
+def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
+    applied = AppliedBatch()
+    changed = 0
+    for plan in plans:
+        if plan.outcome is PlanOutcome.FAIL:
+            logger.error(
+                "Inbox event %s failed: %s",
+                plan.event.id,
+                plan.reason,
+                extra=event_ids(plan.event),
+            )
+            changed += mark_inbox_done(
+                session,
+                ids=[plan.event.id],
+                outcome=InboxStatus.FAILED,
+                error=plan.reason or "failed",
+            )
+            applied.failed += 1
+    skipped = [plan.event.id for plan in plans if plan.outcome is PlanOutcome.SKIP]
+    if skipped:
+        changed += mark_inbox_done(
+            session,
+            ids=skipped,
+            outcome=InboxStatus.SKIPPED,
+            error=ROUTED_BEFORE,
+        )
+        applied.skipped = len(skipped)
+
+    routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
+    pairs = [_pair(plan) for plan in routed]
+    if pairs:
+        save_decisions(session, items=pairs)
+        decision_ids = find_decision_ids(
+            session, pairs, decided_at=pairs[0][1].decided_at
+        )
+        actions: list[NewOutboxAction] = []
+        for plan, (ticket, decision), decision_id in zip(
+            routed, pairs, decision_ids, strict=True
+        ):
+            action = write_back_action(
+                event=plan.event,
+                ticket=ticket,
+                decision=decision,
+                decision_id=decision_id,
+            )
+            if action is not None:
+                actions.append(action)
+        if actions:
+            applied.action_ids = enqueue_actions(session, actions=actions)
+        changed += mark_inbox_done(session, ids=[plan.event.id for plan in routed])
+        applied.decided = len(routed)
+
+    if changed != len(plans):
+        raise ConcurrentClaimError(
+            f"{len(plans) - changed} of {len(plans)} claimed inbox events were no "
+            "longer pending; another worker uses this database. Run one worker per "
+            "SQLite file, or share work through PostgreSQL."
+        )
+    return applied
+
+
+def _pair(plan: EventPlan) -> tuple[Ticket, Decision]:
+    if plan.ticket is None or plan.decision is None:
+        raise RuntimeError(f"Event {plan.event.id} is planned for routing undecided.")
+    return plan.ticket, plan.decision
+
+
+def find_decision_ids(
+    session: Session,
+    pairs: Sequence[tuple[Ticket, Decision]],
+    *,
+    decided_at: datetime,
+) -> list[int]:
+    """Return the ids of the decisions just saved for `pairs`, in their order.
+
+    save_decisions returns no ids. This batch's rows are the only decisions of its
+    tickets with its decision time: on PostgreSQL the ticket locks and on SQLite
+    the write lock keep other transactions from adding decisions for them. The
+    ids ascend in the order of the pairs.
+
+    Raises:
+        RuntimeError: the number of rows found differs from the number of pairs.
+    """
+    keys = {ticket.key for ticket, _ in pairs}
+    ids = list(
+        session.execute(
+            select(decisions.c.id)
+            .join(tickets, tickets.c.id == decisions.c.ticket_id)
+            .where(tickets.c.key.in_(keys), decisions.c.decided_at == decided_at)
+            .order_by(decisions.c.id)
+        ).scalars()
+    )
+    if len(ids) != len(pairs):
+        raise RuntimeError(
+            f"Found {len(ids)} stored decisions for a batch of {len(pairs)}; "
+            "the batch is rolled back."
+        )
+    return ids
