@@ -114,6 +114,7 @@ class ServiceRuntime:
             batch_size=settings.worker_batch_size,
             poll_seconds=settings.worker_poll_seconds,
             metrics=self.metrics,
+            intake_busy=self.writer.busy,
         )
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,

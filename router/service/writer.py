@@ -104,6 +104,8 @@ class InboxWriter:
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._lock = threading.Lock()
+        # Monotonic time of the last commit, read by the worker to yield to intake.
+        self.last_commit_at = 0.0
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -166,6 +168,11 @@ class InboxWriter:
             raise WriterUnavailableError(
                 f"The inbox commit did not finish within {timeout:.1f} s; retry later."
             ) from error
+
+    def busy(self, *, within_seconds: float = 0.1) -> bool:
+        """Return whether requests wait or a commit finished within the last moment."""
+        recent = time.monotonic() - self.last_commit_at < within_seconds
+        return recent or not self._queue.empty()
 
     def _run(self) -> None:
         logger.info("Inbox writer started")
@@ -242,6 +249,7 @@ class InboxWriter:
                 f"The inbox insert returned {len(stored)} outcomes for {len(events)} "
                 "events; it must return one per event."
             )
+        self.last_commit_at = time.monotonic()
         if self._metrics is not None:
             self._metrics.writer_batch_events.observe(len(events))
         return stored
