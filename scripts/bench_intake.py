@@ -3,13 +3,13 @@
 Signed ServiceNow webhooks, each a new incident, are sent over loopback with N
 keep-alive connections to three servers in turn, in one run:
 
-- baseline: a minimal ASGI app on uvicorn that reads each request and answers
+- baseline: a minimal ASGI app on uvicorn that reads each request and responds
   200 with the same body, without any work;
 - opsroute on a new SQLite file;
 - opsroute on PostgreSQL, with --database-url, in a schema made for the run and
   dropped afterwards.
 
-opsroute answers only after the event is committed, so its rate is the rate of
+opsroute responds only after the event is committed, so its rate is the rate of
 durable acks. Its worker runs meanwhile and routes what arrives, as it would in
 production. After each burst the script waits for the inbox to drain and reads
 the decision latency (receipt to decision) from /metrics, as bucket bounds.
@@ -71,7 +71,7 @@ class Figures:
 
 
 async def baseline_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """Read the request body and answer 200 with the ack body, nothing else."""
+    """Read the request body and respond 200 with the ack body, nothing else."""
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -257,10 +257,10 @@ def running(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[N
 
 
 def wait_for_status(port: int, path: str, *, timeout: float) -> None:
-    """Poll `GET path` until it answers 200.
+    """Poll `GET path` until it returns 200.
 
     Raises:
-        TimeoutError: it did not within `timeout` seconds.
+        TimeoutError: it did not return 200 within `timeout` seconds.
     """
     import httpx
 
@@ -275,7 +275,9 @@ def wait_for_status(port: int, path: str, *, timeout: float) -> None:
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"GET {path} on port {port} did not answer 200 in {timeout} s")
+    raise TimeoutError(
+        f"GET {path} on port {port} did not return 200 within {timeout} s"
+    )
 
 
 def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -51,7 +51,7 @@ def serve(
     """Serve webhooks, /healthz, /readyz and /metrics until interrupted.
 
     The port is bound at once. Migrations, and training a model when none is
-    stored, run in the background while /readyz answers 503 with what is missing.
+    stored, run in the background while /readyz returns 503 with what is missing.
     """
     import uvicorn
 

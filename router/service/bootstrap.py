@@ -1,9 +1,9 @@
-"""Bring the database and the routing model up while the service already answers.
+"""Bring the database and the routing model up while the service already serves.
 
 `Bootstrap.run` applies the migrations, then loads the active model. Where none is
 stored, the replica that takes the `model-training` lease trains one from a bundled
 dataset in a child process started with the "spawn" method, so the parent keeps
-answering requests. The other replicas poll for the stored model, and take the
+serving requests. The other replicas poll for the stored model, and take the
 lease themselves if its holder stops renewing it.
 """
 

@@ -32,7 +32,7 @@ class ServiceMetrics:
         )
         self.webhook_requests = Counter(
             "opsroute_webhook_requests",
-            "Webhook requests answered, by system and HTTP status.",
+            "Webhook responses sent, by system and HTTP status.",
             ["system", "status"],
             registry=self.registry,
         )

@@ -24,7 +24,7 @@ from router.store.records import InboxEvent
 
 logger = logging.getLogger(__name__)
 
-# Longest error text stored with a failed event.
+# Maximum length of the error text stored with a failed event.
 MAX_ERROR_CHARS = 2000
 # First key of the PostgreSQL advisory locks taken per ticket while routing.
 TICKET_LOCK_NAMESPACE = 4096
@@ -32,7 +32,7 @@ ROUTED_BEFORE = "the ticket was routed before"
 
 
 class PlanOutcome(StrEnum):
-    """What applying a plan does with its event."""
+    """The step that applying a plan takes with its event."""
 
     ROUTE = "route"
     SKIP = "skip"

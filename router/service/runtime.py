@@ -1,9 +1,10 @@
 """Start and stop the background parts of one replica, and report their state.
 
-Start-up order: the group-commit writer at once (webhooks get 503 until the
-tables exist); migrations, then the dispatcher and the scheduler; the model, then
-the worker. A probe thread pings the database every second and refreshes the queue
-depth gauges, so /readyz and /metrics never wait on the database.
+The group-commit writer starts at once, and webhooks get 503 until the tables
+exist. The dispatcher and the scheduler start once the migrations are applied, and
+the worker once the model is loaded. A probe thread pings the database every second
+and refreshes the queue depth gauges, so /readyz and /metrics never wait on the
+database.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class ServiceRuntime:
         )
         self.state = StartupState()
         self.probe = DatabaseProbe()
+
         self.writer = InboxWriter(
             session_factory=self.session_factory,
             insert=insert,
@@ -105,6 +107,7 @@ class ServiceRuntime:
             on_migrated=self._start_delivery,
             on_model=self._start_routing,
         )
+
         self.worker = InboxWorker(
             session_factory=self.session_factory,
             connectors=self.connectors,
@@ -138,6 +141,7 @@ class ServiceRuntime:
             metrics=self.metrics,
         )
         register_default_jobs(self.scheduler, runtime=self)
+
         self._stop = threading.Event()
         self._probe_thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -29,7 +29,7 @@ class ConcurrentClaimError(RuntimeError):
 
 @dataclass
 class AppliedBatch:
-    """What applying a batch stored."""
+    """Counts of the events one apply stored, and the ids of its actions."""
 
     decided: int = 0
     skipped: int = 0

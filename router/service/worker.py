@@ -7,9 +7,9 @@ the events marked, in one transaction that commits all of it or nothing.
 On PostgreSQL the claim, the plan and the apply share that transaction, and the
 claimed rows stay locked (`FOR UPDATE SKIP LOCKED`) until it ends, so a killed
 replica's events go back to the others. SQLite has one writer at a time, and
-routing a batch takes a tenth of a second, so there the claim commits on its own,
-the routing runs outside any write lock, and the apply runs under BEGIN
-IMMEDIATE; events still pending after a crash are claimed again.
+routing a batch takes about a tenth of a second. So on SQLite the claim commits on
+its own, the routing runs outside any write lock, and the apply runs under BEGIN
+IMMEDIATE. Events still pending after a crash are claimed again.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ INTAKE_PRIORITY_FACTOR = 3.0
 
 @dataclass
 class BatchOutcome:
-    """What one batch did, for logs and tests."""
+    """Counts of one batch, for logs and tests."""
 
     claimed: int = 0
     decided: int = 0

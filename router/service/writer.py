@@ -1,9 +1,9 @@
 """Group commit of webhook events: many requests, one transaction, then the acks.
 
-One thread owns a queue of requests. It takes what is waiting (up to
-`max_events` events, waiting at most `max_wait_seconds` for more), stores them in
-one transaction and commits, then resolves each request's future with, per event,
-whether it was stored now (True) or was a duplicate (False). A webhook view awaits
+One thread owns a queue of requests. It takes what is waiting, up to
+`max_events` events, and waits at most `max_wait_seconds` for more. It stores them
+in one transaction and commits, then resolves each request's future with one flag
+per event: True if it was stored now, False if it was a duplicate. A webhook view awaits
 its future and acknowledges only after the commit, so an acknowledged event
 survives a kill -9 of the process.
 """
@@ -219,7 +219,7 @@ class InboxWriter:
 
     def _commit(self, batch: list[_Request]) -> None:
         events = [event for request in batch for event in request.events]
-        # Any failure is caught, because every waiting request must get an answer.
+        # Any failure is caught, because every waiting request needs a response.
         try:
             stored = self._store(events)
         except Exception as error:

@@ -17,7 +17,7 @@ import httpx
 
 from router.mapping import default_mappings_dir
 
-# Seconds a started process may take to answer /healthz; imports take 2 to 4 s.
+# Seconds a started process may take before /healthz responds (imports take 2-4 s).
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 
@@ -68,10 +68,10 @@ class ServeProcess:
         return self
 
     def wait_healthy(self, timeout: float = START_TIMEOUT_SECONDS) -> float:
-        """Wait for /healthz to answer 200 and return the seconds since start.
+        """Wait for /healthz to return 200 and return the seconds since start.
 
         Raises:
-            TimeoutError: it did not answer within `timeout` seconds.
+            TimeoutError: it did not return 200 within `timeout` seconds.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,14 +83,14 @@ class ServeProcess:
                 pass
             time.sleep(0.05)
         raise TimeoutError(
-            f"/healthz did not answer in {timeout} s; see {self.log_path}"
+            f"/healthz did not return 200 within {timeout} s; see {self.log_path}"
         )
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Wait for /readyz to answer 200.
+        """Wait for /readyz to return 200.
 
         Raises:
-            TimeoutError: it did not within `timeout` seconds.
+            TimeoutError: it did not return 200 within `timeout` seconds.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -102,7 +102,7 @@ class ServeProcess:
                 pass
             time.sleep(0.1)
         raise TimeoutError(
-            f"/readyz did not answer in {timeout} s; see {self.log_path}"
+            f"/readyz did not return 200 within {timeout} s; see {self.log_path}"
         )
 
     def kill(self) -> None:

@@ -1,4 +1,4 @@
-"""Start-up on an empty database: answer at once, train in a child, others wait."""
+"""Start-up on an empty database: respond at once, train in a child, others wait."""
 
 from __future__ import annotations
 
@@ -30,9 +30,7 @@ def replica(database_url: str, tmp_path: Path, name: str) -> ServiceRuntime:
     )
 
 
-def test_one_replica_trains_while_both_answer(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_one_replica_trains_while_both_serve(database_url: str, tmp_path: Path) -> None:
     trainer = replica(database_url, tmp_path, "replica-a")
     waiter = replica(database_url, tmp_path, "replica-b")
     with TestClient(create_app(runtime=trainer)) as first:

@@ -18,7 +18,7 @@ from .support import (
 )
 
 
-def test_healthz_answers_alive(client: TestClient) -> None:
+def test_healthz_reports_alive(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "alive"}

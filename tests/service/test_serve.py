@@ -73,7 +73,7 @@ def serve_env(
     return env
 
 
-def test_serve_answers_and_stops_cleanly(
+def test_serve_responds_and_stops_cleanly(
     model_database: str, tmp_path: Path, store: sessionmaker[Session]
 ) -> None:
     env = serve_env(model_database, tmp_path)
@@ -157,7 +157,7 @@ def settled(store: sessionmaker[Session]) -> bool:
     return pending == 0 and open_actions == 0
 
 
-def test_kill_9_loses_no_ack_and_doubles_no_effect(
+def test_kill_9_mid_burst_keeps_effects_once(
     model_database: str,
     tmp_path: Path,
     store: sessionmaker[Session],

@@ -1,4 +1,4 @@
-"""`/healthz` (the process answers) and `/readyz` (it can do its work)."""
+"""`/healthz` (the process runs) and `/readyz` (it can do its work)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from router.service.views.common import runtime_of
 
 
 async def healthz(request: Request) -> Response:
-    """Answer 200 while the process runs, whatever the database or the model do."""
+    """Return 200 while the process runs, whatever the database or the model do."""
     return JSONResponse({"status": "alive"})
 
 
 async def readyz(request: Request) -> Response:
-    """Answer 200 when the database, migrations and model are ready, else 503.
+    """Return 200 when the database, migrations and model are ready, else 503.
 
     The body lists each check and each connector's state either way.
     """

@@ -1,6 +1,6 @@
 """`POST /webhooks/{system}[/{instance}]`: verify, store durably, then acknowledge.
 
-The checks run in this order, and the first that fails answers:
+The checks run in this order, and the first that fails sets the response:
 
 1. the body size, from Content-Length and while the body streams in (413);
 2. the system and instance (404);
