@@ -237,3 +237,72 @@ def test_stored_event_is_routed_by_worker(
             return count_rows(session, "decisions") == 1
 
     assert wait_for(decided, timeout=10)
+
+
+SALESFORCE_ORG = "00D5g000004XxYzEAK"
+
+
+def salesforce_message(org_id: str) -> bytes:
+    """Return an Outbound Message with one Case notification."""
+    case = (
+        '<sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        "<sf:Id>5005g00000XyZaBAAV</sf:Id><sf:CaseNumber>00001234</sf:CaseNumber>"
+        "<sf:Subject>Printer on floor 3 is jammed</sf:Subject>"
+        "<sf:Priority>Medium</sf:Priority><sf:Status>New</sf:Status>"
+        "<sf:SystemModstamp>2025-03-01T09:30:00.000Z</sf:SystemModstamp></sObject>"
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{org_id}</OrganizationId>"
+        "<ActionId>04k5g000000CbD2AAK</ActionId>"
+        f"<Notification><Id>04l5g00000AbCdEAAV</Id>{case}</Notification>"
+        "</notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
+
+
+@pytest.fixture
+def salesforce_client(model_database: str, tmp_path: Path) -> Iterator[TestClient]:
+    from connectors.salesforce import SalesforceConnector
+    from connectors.settings import SalesforceSettings
+
+    mappings = auto_route_mappings()
+    connector = SalesforceConnector(
+        settings=SalesforceSettings(org_ids=SALESFORCE_ORG), mappings=mappings
+    )
+    runtime = ServiceRuntime(
+        service_settings(model_database, tmp_path),
+        connectors={("salesforce", "default"): connector},
+        mappings=mappings,
+    )
+    with TestClient(create_app(runtime=runtime)) as client:
+        yield client
+
+
+def test_salesforce_ack_is_soap_response(
+    salesforce_client: TestClient, store: sessionmaker[Session]
+) -> None:
+    response = salesforce_client.post(
+        "/webhooks/salesforce",
+        content=salesforce_message(SALESFORCE_ORG),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    assert b"<Ack>true</Ack>" in response.content
+    assert inbox_rows(store) == 1
+
+
+def test_salesforce_other_org_stores_nothing(
+    salesforce_client: TestClient, store: sessionmaker[Session]
+) -> None:
+    response = salesforce_client.post(
+        "/webhooks/salesforce",
+        content=salesforce_message("00D000000000062EAA"),
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
+    assert response.status_code == 403
+    assert b"<Ack>true</Ack>" not in response.content
+    assert inbox_rows(store) == 0
