@@ -282,4 +282,4 @@ def test_replicas_share_burst_without_doubles(
     assert notes == [1] * EVENTS
     assert len(workers) >= 2
     assert len(slots) >= 3
-    assert gaps == {1.0}
+    assert min(gaps) == 1.0
