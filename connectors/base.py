@@ -210,12 +210,33 @@ class BaseConnector:
     """Shared state of a connector instance: its names and its mapping files."""
 
     system: ClassVar[str] = ""
+    # The settings that write-back needs, as field names of `settings`.
+    credential_fields: ClassVar[tuple[str, ...]] = ()
+    settings: Any
 
     def __init__(
         self, *, instance: str = DEFAULT_INSTANCE, mappings: MappingSet | None = None
     ) -> None:
         self.instance = instance
         self._mappings = mappings
+
+    def webhook_secret_setting(self) -> str | None:
+        """Return the name of the webhook secret setting when it is unset."""
+        if self.settings.webhook_secret is None:
+            return str(self.settings.setting_name("webhook_secret", self.instance))
+        return None
+
+    def missing_settings(self) -> list[str]:
+        """Return the unset settings that write-back needs."""
+        return [
+            str(self.settings.setting_name(field, self.instance))
+            for field in self.credential_fields
+            if not getattr(self.settings, field)
+        ]
+
+    def can_write(self) -> bool:
+        """Return whether the API credentials are configured."""
+        return not self.missing_settings()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(instance={self.instance!r})"

@@ -70,6 +70,7 @@ class JiraConnector(BaseConnector):
     """One Jira site: its issue webhooks and its REST write-back."""
 
     system = "jira"
+    credential_fields = ("url", "user", "api_token")
 
     def __init__(
         self,
@@ -82,29 +83,6 @@ class JiraConnector(BaseConnector):
         self.settings = settings or JiraSettings.for_instance(instance)
         self._client: JIRA | None = None
         self._lock = threading.Lock()
-
-    def webhook_secret_setting(self) -> str | None:
-        """Return the name of the webhook secret setting when it is unset."""
-        if self.settings.webhook_secret is None:
-            return JiraSettings.setting_name("webhook_secret", self.instance)
-        return None
-
-    def missing_settings(self) -> list[str]:
-        """Return the unset settings that write-back needs."""
-        values = {
-            "url": self.settings.url,
-            "user": self.settings.user,
-            "api_token": self.settings.api_token,
-        }
-        return [
-            JiraSettings.setting_name(name, self.instance)
-            for name, value in values.items()
-            if not value
-        ]
-
-    def can_write(self) -> bool:
-        """Return whether the REST API credentials are configured."""
-        return not self.missing_settings()
 
     # Webhooks
 

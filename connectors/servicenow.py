@@ -104,6 +104,7 @@ class ServiceNowConnector(BaseConnector):
     """One ServiceNow instance: its webhook and its Table API write-back."""
 
     system = "servicenow"
+    credential_fields = ("instance", "user", "password")
 
     def __init__(
         self,
@@ -117,29 +118,6 @@ class ServiceNowConnector(BaseConnector):
         self._client: pysnow.Client | None = None
         self._group_ids: dict[str, str] = {}
         self._lock = threading.Lock()
-
-    def webhook_secret_setting(self) -> str | None:
-        """Return the name of the webhook secret setting when it is unset."""
-        if self.settings.webhook_secret is None:
-            return ServiceNowSettings.setting_name("webhook_secret", self.instance)
-        return None
-
-    def missing_settings(self) -> list[str]:
-        """Return the unset settings that write-back needs."""
-        values = {
-            "instance": self.settings.instance,
-            "user": self.settings.user,
-            "password": self.settings.password,
-        }
-        return [
-            ServiceNowSettings.setting_name(name, self.instance)
-            for name, value in values.items()
-            if not value
-        ]
-
-    def can_write(self) -> bool:
-        """Return whether the Table API credentials are configured."""
-        return not self.missing_settings()
 
     # Webhooks
 
