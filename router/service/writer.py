@@ -40,27 +40,7 @@ class WriterUnavailableError(RuntimeError):
 
 def insert_with_store(session: Session, events: Sequence[NewInboxEvent]) -> list[bool]:
     """Store events with the store's `insert_inbox_events` (the default insert)."""
-    return inbox.insert_inbox_events(
-        session, events=[_store_event(event) for event in events]
-    )
-
-
-def _store_event(event: NewInboxEvent) -> inbox.NewInboxEvent:
-    # The connectors build router.intake's event class and the store declares its
-    # own with the same fields.
-    if isinstance(event, inbox.NewInboxEvent):
-        return event
-    return inbox.NewInboxEvent(
-        system=event.system,
-        instance=event.instance,
-        delivery_id=event.delivery_id,
-        record_key=event.record_key,
-        record_version=event.record_version,
-        event_type=event.event_type,
-        record=event.record,
-        headers=event.headers,
-        received_at=event.received_at,
-    )
+    return inbox.insert_inbox_events(session, events=events)
 
 
 @dataclass
