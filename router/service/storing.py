@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -15,7 +13,6 @@ from router.schemas import Decision, Ticket
 from router.service.actions import write_back_action
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
-from router.store.models import decisions, tickets
 from router.store.outbox import NewOutboxAction, enqueue_actions
 from router.store.records import InboxStatus
 from router.store.service import save_decisions
@@ -107,10 +104,7 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
     routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
     pairs = [_pair(plan) for plan in routed]
     if pairs:
-        save_decisions(session, items=pairs)
-        decision_ids = find_decision_ids(
-            session, pairs, decided_at=pairs[0][1].decided_at
-        )
+        decision_ids = save_decisions(session, items=pairs)
         actions: list[NewOutboxAction] = []
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True
@@ -141,36 +135,3 @@ def _pair(plan: EventPlan) -> tuple[Ticket, Decision]:
     if plan.ticket is None or plan.decision is None:
         raise RuntimeError(f"Event {plan.event.id} is planned for routing undecided.")
     return plan.ticket, plan.decision
-
-
-def find_decision_ids(
-    session: Session,
-    pairs: Sequence[tuple[Ticket, Decision]],
-    *,
-    decided_at: datetime,
-) -> list[int]:
-    """Return the ids of the decisions just saved for `pairs`, in their order.
-
-    save_decisions returns no ids. This batch's rows are the only decisions of its
-    tickets with its decision time: on PostgreSQL the ticket locks and on SQLite
-    the write lock keep other transactions from adding decisions for them. The
-    ids ascend in the order of the pairs.
-
-    Raises:
-        RuntimeError: the number of rows found differs from the number of pairs.
-    """
-    keys = {ticket.key for ticket, _ in pairs}
-    ids = list(
-        session.execute(
-            select(decisions.c.id)
-            .join(tickets, tickets.c.id == decisions.c.ticket_id)
-            .where(tickets.c.key.in_(keys), decisions.c.decided_at == decided_at)
-            .order_by(decisions.c.id)
-        ).scalars()
-    )
-    if len(ids) != len(pairs):
-        raise RuntimeError(
-            f"Found {len(ids)} stored decisions for a batch of {len(pairs)}; "
-            "the batch is rolled back."
-        )
-    return ids

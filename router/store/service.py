@@ -28,14 +28,13 @@ from router.store.records import (
 logger = logging.getLogger(__name__)
 
 
-
 def save_decisions(
     session: Session,
     *,
     items: Sequence[tuple[Ticket, Decision]],
     actor: str = "opsroute",
     input_fields: Sequence[str] = MODEL_INPUT_FIELDS,
-) -> None:
+) -> list[int]:
     """Store a batch of routed tickets with their decisions, review items and audit.
 
     Tickets are upserted by key. Each decision gets a row, and each review or
@@ -50,12 +49,15 @@ def save_decisions(
         actor: who decided, as recorded in the audit log.
         input_fields: Ticket fields recorded as the model's inputs.
 
+    Returns:
+        The ids of the stored decisions, in the order of `items`.
+
     Raises:
         ValueError: a decision's `ticket_key` differs from its ticket's key, or an
             input field is not a Ticket field.
     """
     if not items:
-        return
+        return []
     _batch.check_input_fields(input_fields)
     now = datetime.now(UTC)
     prepared = [_batch.prepare_item(ticket, decision) for ticket, decision in items]
@@ -85,6 +87,7 @@ def save_decisions(
         len(ticket_ids),
         opened,
     )
+    return list(decision_ids)
 
 
 def find_ticket(session: Session, *, ref: str) -> TicketRecord:

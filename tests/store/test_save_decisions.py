@@ -376,3 +376,31 @@ def test_sqlite_autocommit_keeps_decision_order(
     assert all(
         item_ticket == decision_ticket for item_ticket, decision_ticket in linked
     )
+
+
+def test_save_decisions_returns_ids_in_order(
+    session: Session, make_ticket: TicketBuilder, make_decision: DecisionBuilder
+) -> None:
+    first = make_ticket(external_id="HDFS-1")
+    second = make_ticket(external_id="HDFS-2")
+    items = [
+        (second, make_decision(second, resolver_group="HDFS")),
+        (first, make_decision(first, resolver_group="YARN")),
+    ]
+
+    ids = save_decisions(session, items=items)
+
+    groups = dict(
+        session.execute(
+            select(decisions.c.id, decisions.c.resolver_group).where(
+                decisions.c.id.in_(ids)
+            )
+        ).all()
+    )
+    assert len(ids) == 2
+    assert groups[ids[0]] == "HDFS"
+    assert groups[ids[1]] == "YARN"
+
+
+def test_save_nothing_returns_no_ids(session: Session) -> None:
+    assert save_decisions(session, items=[]) == []
