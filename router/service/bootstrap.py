@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -32,7 +31,7 @@ from router.service.settings import ServiceSettings
 from router.service.transactions import write_transaction
 from router.store import db
 from router.store.errors import ModelNotFoundError
-from router.store.leases import acquire_lease, release_lease
+from router.store.leases import acquire_lease, database_now, release_lease
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ class Bootstrap:
                 name=TRAINING_LEASE,
                 holder=holder,
                 ttl_seconds=self._settings.lease_ttl_seconds,
-                now=datetime.now(UTC),
+                now=database_now(session),
             )
 
     def _train_while_holding(self, holder: str) -> None:

@@ -28,6 +28,7 @@ from router.service.transactions import write_transaction
 from router.store.leases import (
     acquire_lease,
     claim_job_slot,
+    database_now,
     job_slot_start,
     release_lease,
 )
@@ -174,7 +175,7 @@ class LeasedScheduler:
                     name=self._lease_name,
                     holder=self.holder,
                     ttl_seconds=self._ttl,
-                    now=datetime.now(UTC),
+                    now=database_now(session),
                 )
         except SQLAlchemyError as error:
             # The lease may still be ours until it expires, which is_leader tracks.
@@ -202,11 +203,12 @@ class LeasedScheduler:
         job = self._jobs[name]
         if not self.is_leader:
             return False
-        slot = job_slot_start(
-            now=datetime.now(UTC), interval_seconds=job.interval_seconds
-        )
         try:
             with write_transaction(self._session_factory) as session:
+                # Slots follow the database clock, like the lease.
+                slot = job_slot_start(
+                    now=database_now(session), interval_seconds=job.interval_seconds
+                )
                 claimed = claim_job_slot(
                     session, job=name, slot_start=slot, holder=self.holder
                 )

@@ -7,8 +7,8 @@ claims its (job, slot start) row with `claim_job_slot` before each run fires at 
 once per slot, even while the lease changes hands. Like the rest of the store, these
 functions never commit, so the lease is taken when the caller commits.
 
-Expiry is compared with the `now` that callers pass, so the replicas' clocks must
-agree to well within the lease's time to live.
+Expiry is compared with the `now` that callers pass. The service passes
+`database_now`, so every replica measures leases by the database server's clock.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from router.store.db import dialect_insert
@@ -26,6 +26,21 @@ from router.store.records import Lease
 logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def database_now(session: Session) -> datetime:
+    """Return the database server's current time, timezone-aware in UTC.
+
+    Leases compare expiry times written by different replicas, so they use one clock,
+    the database's, instead of each replica's own.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        text = session.execute(
+            select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))
+        ).scalar_one()
+        return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+    value = session.execute(select(func.now())).scalar_one()
+    return value.astimezone(UTC)
 
 
 def acquire_lease(

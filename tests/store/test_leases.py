@@ -13,6 +13,7 @@ from router.store.db import session_factory
 from router.store.leases import (
     acquire_lease,
     claim_job_slot,
+    database_now,
     get_lease,
     job_slot_start,
     prune_job_runs,
@@ -224,3 +225,13 @@ def test_prune_drops_old_job_runs(session: Session) -> None:
 
     assert deleted == 3
     assert left == 2
+
+
+def test_database_now_is_aware_utc_and_current(session: Session) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    now = database_now(session)
+    after = datetime.now(UTC) + timedelta(seconds=5)
+
+    assert now.tzinfo is not None
+    assert now.utcoffset() == timedelta(0)
+    assert before <= now <= after
