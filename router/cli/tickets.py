@@ -33,7 +33,12 @@ def why(ticket: str, as_json: bool) -> None:
     with open_session(settings()) as session:
         try:
             record = find_ticket(session, ref=ticket)
-        except (TicketNotFoundError, AmbiguousTicketError) as error:
+        except TicketNotFoundError as error:
+            fail(
+                f"{error} A ticket sent to opsroute serve moments ago may still be "
+                "waiting in the inbox; /readyz shows whether a model is loaded."
+            )
+        except AmbiguousTicketError as error:
             fail(str(error))
         decision = latest_decision(session, ticket_id=record.id)
         trail = ticket_trail(session, ticket_key=record.key)
