@@ -15,7 +15,7 @@ from router.store.errors import (
     TicketNotFoundError,
 )
 from router.store.records import AuditEntry, DecisionRecord
-from router.store.reviews import list_open_reviews, resolve_review
+from router.store.reviews import count_open_reviews, list_open_reviews, resolve_review
 from router.store.service import find_ticket, latest_decision, ticket_trail
 
 
@@ -142,9 +142,11 @@ def list_reviews(limit: int, as_json: bool) -> None:
     """List open review items, oldest first, with the model's top candidates."""
     with open_session(settings()) as session:
         items = list_open_reviews(session, limit=limit)
+        total = count_open_reviews(session)
     if as_json:
         print_json(
             {
+                "open": total,
                 "items": [
                     {
                         "ticket": item.ticket_key,
@@ -155,13 +157,14 @@ def list_reviews(limit: int, as_json: bool) -> None:
                         "created_at": item.created_at.isoformat(),
                     }
                     for item in items
-                ]
+                ],
             }
         )
         return
     if not items:
         click.echo("The review queue is empty.")
         return
+    click.echo(f"{total} open review items; the {len(items)} oldest first:")
     for item in items:
         candidates = ", ".join(
             f"{c['group']} {c['probability']:.2f}" for c in item.candidates

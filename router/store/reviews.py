@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from router.store.errors import ReviewNotFoundError
@@ -32,6 +32,14 @@ def list_open_reviews(session: Session, *, limit: int = 50) -> list[ReviewItemRe
         .limit(limit)
     ).all()
     return [ReviewItemRecord(**row._mapping) for row in rows]
+
+
+def count_open_reviews(session: Session) -> int:
+    """Return how many review items are open."""
+    query = select(func.count()).select_from(review_items)
+    return int(
+        session.execute(query.where(review_items.c.status == "open")).scalar_one()
+    )
 
 
 def resolve_review(

@@ -14,8 +14,22 @@ def test_review_list_shows_open_items(
 ) -> None:
     result = run_cli(["review", "list", "--limit", "60"], demo_database.env)
     assert result.exit_code == 0, result.output
-    listed = [line.split()[0] for line in result.stdout.splitlines()[::2]]
+    header, *lines = result.stdout.splitlines()
+    listed = [line.split()[0] for line in lines[::2]]
     assert listed == demo_database.open_review_keys()
+    assert header.startswith(
+        f"{len(demo_database.open_review_keys())} open review items"
+    )
+
+
+def test_review_list_counts_beyond_limit(
+    demo_database: DemoDatabase, run_cli: CliInvoker
+) -> None:
+    result = run_cli(["review", "list", "--limit", "1", "--json"], demo_database.env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert len(report["items"]) == 1
+    assert report["open"] == len(demo_database.open_review_keys())
 
 
 def test_review_list_json_gives_candidates(
