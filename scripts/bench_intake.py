@@ -17,6 +17,11 @@ The model is trained from the helpdesk dataset on the first start of each
 database, before the timing starts. Write-backs are not sent, because no
 ServiceNow API credentials are configured, so they wait in the outbox.
 
+With --end-to-end the script instead sends webhooks at a fixed rate (--rate)
+to `opsroute serve` wired to a fake ServiceNow Table API. It prints, as JSON,
+the latency from each send to the write-back of its record. The code of that
+mode is in bench_intake_e2e.py.
+
 The load generator runs in this process on the same machine, so client and
 server share the cores; the ratio to the baseline is the fairer figure.
 """
@@ -392,11 +397,28 @@ def main() -> None:
         "--database-url",
         help="Also measure PostgreSQL, in a temporary schema of this database.",
     )
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="Measure send-to-write-back latency against a fake ServiceNow instead "
+        "(prints JSON).",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="Webhooks per second sent with --end-to-end.",
+    )
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--baseline-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_port:
         serve_baseline(args.baseline_port)
+        return
+    if args.end_to_end:
+        from bench_intake_e2e import report_end_to_end
+
+        report_end_to_end(args)
         return
 
     results: list[Figures] = []
