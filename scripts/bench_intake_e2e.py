@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from bench_intake import (
     DRAIN_TIMEOUT_SECONDS,
@@ -59,19 +59,6 @@ class TimedServiceNow(FakeServiceNow):
         super().__init__(user=SNOW_USER, password=SNOW_PASSWORD, **kwargs)
         self.received: dict[str, float] = {}
         self._journal_by_record: dict[str, list[dict[str, Any]]] = {}
-
-    def start(self) -> Self:
-        """Serve, with TCP_NODELAY on each connection.
-
-        The base handler writes the headers and the body in two sends, so without
-        TCP_NODELAY every keep-alive response waits about 40 ms for the client's
-        delayed ACK (measured on Linux), which would dominate the latency.
-        """
-        super().start()
-        if self._server is not None:
-            handler = self._server.RequestHandlerClass
-            handler.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-        return self
 
     def add_record(self, table: str, record: dict[str, Any]) -> dict[str, Any]:
         stored = super().add_record(table, record)
