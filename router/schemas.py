@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DecisionAction(StrEnum):
-    """What the router does with a decided ticket."""
+    """Action the router takes on a decided ticket."""
 
     AUTO_ROUTE = "auto_route"
     REVIEW = "review"
@@ -71,7 +71,7 @@ class GroupExplanation(BaseModel):
 
 
 class Explanation(BaseModel):
-    """Why the model chose a group over the runner-up."""
+    """Reasons for choosing a group over the runner-up."""
 
     chosen: GroupExplanation
     runner_up: GroupExplanation | None = None

@@ -64,7 +64,7 @@ def train_on(
 
 @dataclass(frozen=True)
 class ModelFigures:
-    """How one model did on the held-out tickets."""
+    """Held-out figures of one model."""
 
     name: str
     figures: RoutingFigures

@@ -16,7 +16,7 @@ from router.schemas import Ticket
 
 # The only Ticket fields the classifier reads. Ids, the account, the current group,
 # labels, context and the raw record never reach it, because in the bundled data they
-# give the answer away.
+# reveal the label.
 MODEL_INPUT_FIELDS = (
     "title",
     "description",
@@ -32,7 +32,7 @@ CATEGORICAL_FIELDS = ("issue_type", "category", "subcategory", "priority")
 
 @dataclass(frozen=True, slots=True)
 class ModelInput:
-    """What the classifier sees of one ticket."""
+    """Fields of one ticket that the classifier reads."""
 
     title: str = ""
     description: str = ""
@@ -158,9 +158,9 @@ class FeatureBuilder:
         """Return the feature rows of the inputs.
 
         Small batches go through the compiled lookups, which skip scikit-learn's fixed
-        cost of about a millisecond per call; larger ones through scikit-learn, which
-        is about twice as fast per ticket once that cost is spread. Both give the same
-        rows.
+        cost of about a millisecond per call. Larger ones go through scikit-learn,
+        which is about twice as fast per ticket once that cost is spread. Both give
+        the same rows.
         """
         if len(inputs) > COMPILED_BATCH_LIMIT:
             return self.reference_transform(inputs)

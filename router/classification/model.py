@@ -21,7 +21,7 @@ ARTEFACT_FORMAT = 1
 
 @dataclass
 class ModelCard:
-    """What a stored model was trained on and how well it did on held-out tickets."""
+    """Training data, parameters and held-out figures of a stored model."""
 
     version: str
     dataset: str
@@ -35,7 +35,7 @@ class ModelCard:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """The model's answer for one ticket, before any policy is applied."""
+    """Model output for one ticket, before any policy is applied."""
 
     group: str
     confidence: float

@@ -47,7 +47,7 @@ def load_model(
     version: str | None = None,
     dataset: str | None = None,
 ) -> RoutingModel:
-    """Load a stored model, from the disk cache when it holds that version.
+    """Load a stored model, from the disk cache when it has that version.
 
     With no version, the active model is loaded (of `dataset`, when given).
 

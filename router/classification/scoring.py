@@ -78,7 +78,7 @@ class ConfidenceCalibrator:
         margins = margin_features(scores)
         if len(np.unique(correct)) < 2:
             # Every held-out ticket was right (or every one wrong), so no slope can be
-            # fitted; a constant would ignore the margins and give a ticket with no
+            # fitted. A constant would ignore the margins and give a ticket with no
             # known words the same confidence as a clear one.
             default = cls.uncalibrated()
             default.temperature = _fit_temperature(scores, labels)

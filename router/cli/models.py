@@ -63,7 +63,7 @@ def _source_options(command: Callable[..., None]) -> Callable[..., None]:
             "--text", help="With --csv: comma-separated text columns, joined in order."
         ),
         click.option(
-            "--label", help="With --csv: the column that holds the resolver group."
+            "--label", help="With --csv: the column that contains the resolver group."
         ),
     ]
     for option in reversed(options):

@@ -337,8 +337,7 @@ def check_thresholds(
                     file,
                     f"force_review_intents[{index}]",
                     intent,
-                    "is not an intent in taxonomy.yaml"
-                    f"{_suggest(intent, intent_ids)}",
+                    f"is not an intent in taxonomy.yaml{_suggest(intent, intent_ids)}",
                 )
             )
     for group in thresholds.groups:
