@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
-from router.classification.evaluation import hold_out, train_on
-from router.classification.features import input_from_example
+from router.classification.evaluation import hold_out
 from router.classification.metrics import auto_route_figures, routing_metrics
 from router.classification.model import RoutingModel
-from router.classification.registry import has_model, load_model, save_model
-from router.classification.training import TrainingParams, model_version
+from router.classification.provisioning import obtain_model
+from router.classification.training import TrainingParams
 from router.datasets.catalog import Example, get_dataset, load_examples
 from router.demo.payloads import DemoRow, to_system_record
 from router.demo.report import DemoReport
@@ -44,42 +43,6 @@ class DemoOptions:
     batch_size: int = 500
     retrain: bool = False
     progress: bool = True
-
-
-def obtain_model(
-    session_factory: Any,
-    *,
-    dataset: str,
-    train: Sequence[Example],
-    settings: CoreSettings,
-    params: TrainingParams,
-    retrain: bool,
-) -> tuple[RoutingModel, bool, float | None]:
-    """Load the stored model for this training data, or train and store one.
-
-    Returns:
-        The model, whether it was trained now, and the training time in seconds.
-    """
-    inputs = [input_from_example(example) for example in train]
-    labels = [example.label for example in train]
-    version = model_version(dataset, inputs, labels, params)
-    with session_factory() as session:
-        if not retrain and has_model(session, version=version):
-            logger.info("Reusing stored model %s", version)
-            return (
-                load_model(
-                    session, cache_dir=settings.model_cache_dir, version=version
-                ),
-                False,
-                None,
-            )
-
-    started = time.perf_counter()
-    model = train_on(train, dataset=dataset, params=params)
-    elapsed = time.perf_counter() - started
-    with session_factory() as session, session.begin():
-        save_model(session, model, activate=True)
-    return model, True, elapsed
 
 
 def run_demo(

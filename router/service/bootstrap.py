@@ -243,9 +243,9 @@ def train_and_store(*, database_url: str, dataset: str, cache_dir: str) -> None:
     parameters), so a stored demo model is reused instead of trained again.
     """
     from router.classification.evaluation import hold_out
+    from router.classification.provisioning import obtain_model
     from router.classification.training import TrainingParams
     from router.datasets.catalog import load_examples
-    from router.demo.run import obtain_model
     from router.settings import CoreSettings
     from router.store.registry import activate_model
 

@@ -1,0 +1,54 @@
+"""Find the stored model for a training set, or train and store one."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from router.classification.evaluation import train_on
+from router.classification.features import input_from_example
+from router.classification.model import RoutingModel
+from router.classification.registry import has_model, load_model, save_model
+from router.classification.training import TrainingParams, model_version
+from router.datasets.catalog import Example
+from router.settings import CoreSettings
+
+logger = logging.getLogger(__name__)
+
+
+def obtain_model(
+    session_factory: Any,
+    *,
+    dataset: str,
+    train: Sequence[Example],
+    settings: CoreSettings,
+    params: TrainingParams,
+    retrain: bool,
+) -> tuple[RoutingModel, bool, float | None]:
+    """Load the stored model for this training data, or train and store one.
+
+    Returns:
+        The model, whether it was trained now, and the training time in seconds.
+    """
+    inputs = [input_from_example(example) for example in train]
+    labels = [example.label for example in train]
+    version = model_version(dataset, inputs, labels, params)
+    with session_factory() as session:
+        if not retrain and has_model(session, version=version):
+            logger.info("Reusing stored model %s", version)
+            return (
+                load_model(
+                    session, cache_dir=settings.model_cache_dir, version=version
+                ),
+                False,
+                None,
+            )
+
+    started = time.perf_counter()
+    model = train_on(train, dataset=dataset, params=params)
+    elapsed = time.perf_counter() - started
+    with session_factory() as session, session.begin():
+        save_model(session, model, activate=True)
+    return model, True, elapsed
