@@ -192,14 +192,9 @@ class JiraConnector(BaseConnector):
         client = self._jira_client()
         issue_key = action.record_id or action.ticket_key.partition(":")[2]
 
-        # Newest first, because the marker of an earlier attempt is among the
-        # latest comments.
-        # NOTE: Only the first page of comments is read (Jira's page size).
-        comments = self._call(
-            f"{what}: reading comments",
-            lambda: client.comments(issue_key, order_by="-created"),
-        )
-        if any(action.marker in _comment_text(comment) for comment in comments):
+        if not action.first_attempt and self._marker_present(
+            client, issue_key=issue_key, marker=action.marker, what=what
+        ):
             logger.info(
                 "%s: marker %s already present, nothing written", what, action.marker
             )
@@ -224,6 +219,18 @@ class JiraConnector(BaseConnector):
         return DeliveryResult(
             marker_found=False, details={"issue": issue_key, "changes": changes}
         )
+
+    def _marker_present(
+        self, client: Any, *, issue_key: str, marker: str, what: str
+    ) -> bool:
+        # Newest first, because the marker of an earlier attempt is among the
+        # latest comments.
+        # NOTE: Only the first page of comments is read (Jira's page size).
+        comments = self._call(
+            f"{what}: reading comments",
+            lambda: client.comments(issue_key, order_by="-created"),
+        )
+        return any(marker in _comment_text(comment) for comment in comments)
 
     def _field_changes(self, action: DeliveryAction) -> dict[str, Any]:
         group = action.payload.get("group")

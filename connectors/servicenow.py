@@ -193,9 +193,9 @@ class ServiceNowConnector(BaseConnector):
     def deliver(self, action: DeliveryAction) -> DeliveryResult:
         """Set the record's assignment group and add a work note with the marker.
 
-        The marker is looked up in `sys_journal_field` first, because journal
-        fields read back empty from the Table API; when it is there, nothing is
-        written.
+        On a retry, the marker is looked up in `sys_journal_field` first, because
+        journal fields read back empty from the Table API; when it is there,
+        nothing is written.
 
         Raises:
             RetryableDeliveryError: HTTP 429 or 5xx, a timeout or a lost connection.
@@ -217,7 +217,9 @@ class ServiceNowConnector(BaseConnector):
         sys_id = self._record_sys_id(action, table)
         note_field = self._write_back_field("note_field", "work_notes")
 
-        if self._marker_present(sys_id=sys_id, field=note_field, marker=action.marker):
+        if not action.first_attempt and self._marker_present(
+            sys_id=sys_id, field=note_field, marker=action.marker
+        ):
             logger.info(
                 "%s: marker %s already present, nothing written", what, action.marker
             )

@@ -244,14 +244,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[None]:
+def running(
+    command: list[str], *, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process, and stop it with SIGTERM (then SIGKILL) on exit."""
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     try:
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -259,6 +261,33 @@ def running(command: list[str], *, env: dict[str, str], log: Path) -> Iterator[N
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(20)
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user and system) used so far by a process and its threads.
+
+    Children it started count too, once they have exited and been waited for;
+    `process_tree_cpu_seconds` adds the ones still running.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    # Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 after the name.
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time of a process and every descendant still running."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += cpu_seconds(current)
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        pending.extend(int(child) for child in children.split())
+    return total
 
 
 def wait_for_status(port: int, path: str, *, timeout: float) -> None:

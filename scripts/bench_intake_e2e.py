@@ -32,6 +32,7 @@ from bench_intake import (
     build_requests,
     free_port,
     postgres_schema,
+    process_tree_cpu_seconds,
     running,
     scrape,
     wait_for_status,
@@ -116,6 +117,11 @@ class EndToEndFigures:
     p99_ms: float
     max_ms: float
     last_write_back_after_last_send_s: float
+    # CPU milliseconds per timed webhook, from the send of the first to the last
+    # write-back: the served replica with its children, and this process (load
+    # generator and fake ServiceNow).
+    serve_cpu_ms_per_event: float
+    bench_cpu_ms_per_event: float
 
 
 def record_ids(requests: Sequence[bytes]) -> list[tuple[str, str]]:
@@ -239,7 +245,7 @@ def bench_end_to_end(
             "OPSROUTE_MODEL_CACHE_DIR": str(workdir / "cache"),
         }
         command = [sys.executable, "-m", "router.cli.serve", "--log-level", "warning"]
-        with running(command, env=env, log=workdir / f"{name}.log"):
+        with running(command, env=env, log=workdir / f"{name}.log") as served:
             wait_for_status(port, "/readyz", timeout=START_TIMEOUT_SECONDS)
             asyncio.run(
                 _paced_load(port, warmup, rate=args.rate, concurrency=args.concurrency)
@@ -257,6 +263,8 @@ def bench_end_to_end(
             )
             warm_actions = decisions_by_action(port)
             warm_failures = write_back_failures(port)
+            serve_cpu_before = process_tree_cpu_seconds(served.pid)
+            bench_cpu_before = time.process_time()
 
             sent, errors, max_lag = asyncio.run(
                 _paced_load(
@@ -279,6 +287,8 @@ def bench_end_to_end(
                 timeout=DRAIN_TIMEOUT_SECONDS,
                 description=f"{auto} write-backs",
             )
+            serve_cpu = process_tree_cpu_seconds(served.pid) - serve_cpu_before
+            bench_cpu = time.process_time() - bench_cpu_before
             failures = write_back_failures(port) - warm_failures
 
     latencies = sorted(
@@ -313,6 +323,8 @@ def bench_end_to_end(
         p99_ms=percentile_ms(0.99),
         max_ms=round(latencies[-1] * 1000, 1) if latencies else float("nan"),
         last_write_back_after_last_send_s=round(last_received - max(sent), 3),
+        serve_cpu_ms_per_event=round(serve_cpu * 1000 / len(requests), 3),
+        bench_cpu_ms_per_event=round(bench_cpu * 1000 / len(requests), 3),
     )
 
 

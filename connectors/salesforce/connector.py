@@ -214,15 +214,8 @@ class SalesforceConnector(BaseConnector):
         what = self.describe(action)
         case_id = self._case_id(action)
 
-        soql = format_soql(
-            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = {}", case_id
-        )
-        comments = self._call(
-            f"{what}: reading case comments", lambda sf: sf.query_all(soql)
-        )
-        if any(
-            action.marker in str(row.get("CommentBody") or "")
-            for row in comments.get("records", [])
+        if not action.first_attempt and self._marker_present(
+            case_id=case_id, marker=action.marker, what=what
         ):
             logger.info(
                 "%s: marker %s already present, nothing written", what, action.marker
@@ -269,6 +262,18 @@ class SalesforceConnector(BaseConnector):
                 f"{self.describe(action)}: no Case has CaseNumber {number!r}."
             )
         return salesforce_id18(records[0]["Id"])
+
+    def _marker_present(self, *, case_id: str, marker: str, what: str) -> bool:
+        soql = format_soql(
+            "SELECT Id, CommentBody FROM CaseComment WHERE ParentId = {}", case_id
+        )
+        comments = self._call(
+            f"{what}: reading case comments", lambda sf: sf.query_all(soql)
+        )
+        return any(
+            marker in str(row.get("CommentBody") or "")
+            for row in comments.get("records", [])
+        )
 
     def _queue_name(self, action: DeliveryAction) -> str | None:
         target = action.payload.get("target")

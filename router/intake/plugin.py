@@ -122,7 +122,9 @@ class DeliveryAction(Protocol):
       the taxonomy's `targets` entry;
     - `table` (ServiceNow only, optional): the record's table, `incident` by default.
 
-    `marker` is written into the note, and `deliver` looks for it before writing.
+    `marker` is written into the note, and `deliver` looks for it before writing,
+    unless `first_attempt` is true: only a delivery of this action writes its
+    marker, so on the first attempt it cannot be in the record yet.
     """
 
     @property
@@ -141,6 +143,8 @@ class DeliveryAction(Protocol):
     def payload(self) -> dict[str, Any]: ...
     @property
     def marker(self) -> str: ...
+    @property
+    def first_attempt(self) -> bool: ...
 
 
 @runtime_checkable

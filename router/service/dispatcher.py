@@ -31,7 +31,7 @@ from router.service.metrics import ServiceMetrics
 from router.service.transactions import write_transaction
 from router.store.outbox import (
     claim_due_actions,
-    mark_action_done,
+    mark_actions_done,
     park_action_dead,
     reschedule_action,
 )
@@ -102,9 +102,13 @@ class OutboxDispatcher:
         metrics: ServiceMetrics | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
+        wake: threading.Event | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._connectors = connectors
+        # Set by the worker when it queues actions, so an idle dispatcher
+        # delivers them at once instead of at its next poll.
+        self._wake = wake
         self._worker_id = worker_id
         self._backoff = backoff
         self._batch_size = batch_size
@@ -129,6 +133,8 @@ class OutboxDispatcher:
     def stop(self, *, timeout: float = 10.0) -> None:
         """Finish the current round and stop."""
         self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -143,6 +149,8 @@ class OutboxDispatcher:
     def _run(self) -> None:
         logger.info("Outbox dispatcher %s started", self._worker_id)
         while not self._stop.is_set():
+            if self._wake is not None:
+                self._wake.clear()
             try:
                 outcome = self.dispatch_once()
             except SQLAlchemyError as error:
@@ -152,7 +160,7 @@ class OutboxDispatcher:
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
                 continue
             if outcome.claimed < self._batch_size:
-                self._stop.wait(self._poll_seconds)
+                (self._wake or self._stop).wait(self._poll_seconds)
         logger.info("Outbox dispatcher %s stopped", self._worker_id)
 
     def dispatch_once(self) -> DispatchOutcome:
@@ -214,7 +222,23 @@ class OutboxDispatcher:
 
     def _record(self, results: list[_Result], outcome: DispatchOutcome) -> None:
         now = self._clock()
+        delivered = [result for result in results if result.delivered is not None]
         with write_transaction(self._session_factory) as session:
+            mark_actions_done(
+                session,
+                results=[
+                    (
+                        result.action.id,
+                        {
+                            "marker_found": result.delivered.marker_found,
+                            **result.delivered.details,
+                        },
+                    )
+                    for result in delivered
+                    if result.delivered is not None
+                ],
+                now=now,
+            )
             for result in results:
                 self._record_one(session, result, now=now, outcome=outcome)
 
@@ -228,15 +252,7 @@ class OutboxDispatcher:
     ) -> None:
         action = result.action
         if result.delivered is not None:
-            mark_action_done(
-                session,
-                action_id=action.id,
-                result={
-                    "marker_found": result.delivered.marker_found,
-                    **result.delivered.details,
-                },
-                now=now,
-            )
+            # `_record` marked it done with the others of the round.
             outcome.delivered.append(action.id)
             self._metrics.writeback_deliveries.labels(
                 system=action.system, kind=action.kind

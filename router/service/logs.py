@@ -63,6 +63,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+# The arguments of the last `configure_logging` call, which child processes repeat.
+_configured: tuple[int, str] | None = None
+
+
+def logging_configuration() -> tuple[int, str] | None:
+    """Return the (level, format) last set by `configure_logging`, or None."""
+    return _configured
+
+
 def configure_logging(*, level: int = logging.INFO, log_format: str = "kv") -> None:
     """Send the service's logs to stderr as structured lines.
 
@@ -83,6 +92,8 @@ def configure_logging(*, level: int = logging.INFO, log_format: str = "kv") -> N
     root.setLevel(level)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    global _configured
+    _configured = (level, log_format)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -2,7 +2,9 @@
 
 The group-commit writer starts at once, and webhooks get 503 until the tables
 exist. The dispatcher and the scheduler start once the migrations are applied, and
-the worker once the model is loaded. A probe thread pings the database every second
+the worker once the model is loaded. By default the worker and the dispatcher run
+in a child process (see `router.service.pipeline`), started once the migrations
+are applied; it loads the model itself. A probe thread pings the database every second
 and refreshes the queue depth gauges, so /readyz and /metrics never wait on the
 database.
 """
@@ -26,11 +28,12 @@ from router.routing import TicketRouter
 from router.service.bootstrap import Bootstrap, StartupState
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
 from router.service.jobs import register_default_jobs
-from router.service.logs import describe_error
+from router.service.logs import describe_error, logging_configuration
 from router.service.metrics import ServiceMetrics
+from router.service.pipeline import PipelineProcess
 from router.service.scheduler import LeasedScheduler
 from router.service.settings import ServiceSettings
-from router.service.worker import InboxWorker
+from router.service.worker import InboxWorker, WakeEvent
 from router.service.writer import InboxWriter, InsertFunction, insert_with_store
 from router.store import db
 from router.store.inbox import count_pending_inbox
@@ -88,7 +91,22 @@ class ServiceRuntime:
         )
         self.state = StartupState()
         self.probe = DatabaseProbe()
+        # Connectors and inserts passed in (by tests) live in this process only,
+        # so only a runtime built from settings alone uses the child process.
+        self.pipeline: PipelineProcess | None = None
+        in_settings_only = connectors is None and insert is insert_with_store
+        if settings.pipeline_process and in_settings_only:
+            level, log_format = logging_configuration() or (None, "kv")
+            self.pipeline = PipelineProcess(
+                settings, metrics=self.metrics, log_level=level, log_format=log_format
+            )
 
+        # The writer wakes the worker after each commit, and the worker wakes the
+        # dispatcher when it queues actions, so an event idles at no poll.
+        inbox_wake: WakeEvent = (
+            self.pipeline.inbox_wake if self.pipeline is not None else threading.Event()
+        )
+        outbox_wake = threading.Event()
         self.writer = InboxWriter(
             session_factory=self.session_factory,
             insert=insert,
@@ -96,6 +114,7 @@ class ServiceRuntime:
             max_wait_seconds=settings.writer_max_wait_seconds,
             max_queue=settings.writer_max_queue,
             metrics=self.metrics,
+            on_commit=inbox_wake.set,
         )
         self.bootstrap = Bootstrap(
             settings=settings,
@@ -118,6 +137,8 @@ class ServiceRuntime:
             poll_seconds=settings.worker_poll_seconds,
             metrics=self.metrics,
             intake_busy=self.writer.busy,
+            wake=inbox_wake,
+            on_actions=outbox_wake.set,
         )
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,
@@ -133,6 +154,7 @@ class ServiceRuntime:
             poll_seconds=settings.dispatcher_poll_seconds,
             claim_seconds=settings.dispatch_claim_seconds,
             metrics=self.metrics,
+            wake=outbox_wake,
         )
         self.scheduler = LeasedScheduler(
             session_factory=self.session_factory,
@@ -179,6 +201,8 @@ class ServiceRuntime:
             self.worker.stop()
         if "dispatcher" in started:
             self.dispatcher.stop()
+        if "pipeline" in started and self.pipeline is not None:
+            self.pipeline.stop()
         self.writer.stop()
         if self._probe_thread is not None:
             self._probe_thread.join(PROBE_SECONDS * 2)
@@ -188,13 +212,18 @@ class ServiceRuntime:
         with self._lock:
             if self._stop.is_set():
                 return
-            self.dispatcher.start()
+            if self.pipeline is not None:
+                self.pipeline.start()
+                self._started.add("pipeline")
+            else:
+                self.dispatcher.start()
+                self._started.add("dispatcher")
             self.scheduler.start()
-            self._started.update({"dispatcher", "scheduler"})
+            self._started.add("scheduler")
 
     def _start_routing(self, router: TicketRouter) -> None:
         with self._lock:
-            if self._stop.is_set():
+            if self._stop.is_set() or self.pipeline is not None:
                 return
             self.worker.router = router
             self.worker.start()
@@ -266,12 +295,24 @@ class ServiceRuntime:
             },
             "connectors": self.connector_states(),
         }
+        pipeline_ok = True
+        if self.pipeline is not None and migrations_ok:
+            pipeline = self.pipeline.state
+            pipeline_ok = pipeline.alive
+            checks["pipeline"] = {
+                "ok": pipeline_ok,
+                "pid": pipeline.pid,
+                "model_version": pipeline.model_version,
+                "restarts": pipeline.restarts,
+                "detail": "running" if pipeline.alive else "restarting",
+            }
         missing = [
             name
             for name, ok in (
                 ("database", database_ok),
                 ("migrations", migrations_ok),
                 ("model", model_ok),
+                ("pipeline", pipeline_ok),
             )
             if not ok
         ]

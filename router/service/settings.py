@@ -77,6 +77,11 @@ class ServiceSettings(CoreSettings):
         description="Seconds a webhook waits for its commit before it gets 503.",
     )
 
+    pipeline_process: bool = Field(
+        default=True,
+        description="Run the inbox worker and the outbox dispatcher in a child "
+        "process, so that routing and acknowledging use a core each.",
+    )
     worker_batch_size: int = Field(default=200, ge=1)
     worker_poll_seconds: float = Field(default=0.2, gt=0)
     dispatcher_batch_size: int = Field(default=50, ge=1)

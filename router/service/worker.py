@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +44,17 @@ ERROR_BACKOFF_SECONDS = 1.0
 # batch took, so acknowledging gets most of the interpreter (the GIL) and routing
 # catches up when the burst ends.
 INTAKE_PRIORITY_FACTOR = 3.0
+
+
+class WakeEvent(Protocol):
+    """An event another thread or process sets when there is new work.
+
+    Both `threading.Event` and `multiprocessing.Event` fit.
+    """
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 @dataclass
@@ -72,9 +84,23 @@ class InboxWorker:
         poll_seconds: float = 0.2,
         metrics: ServiceMetrics | None = None,
         intake_busy: Callable[[], bool] | None = None,
+        wake: WakeEvent | None = None,
+        on_actions: Callable[[], None] | None = None,
     ) -> None:
+        """Set up the worker; `start` starts its thread.
+
+        Args:
+            intake_busy: returns whether webhooks are being stored right now, so
+                that a worker sharing the process yields to them.
+            wake: set by the inbox writer after each commit; an idle worker
+                claims as soon as it is set instead of at its next poll.
+            on_actions: called after a batch that queued outbox actions, to wake
+                the dispatcher.
+        """
         self._session_factory = session_factory
         self._intake_busy = intake_busy
+        self._wake = wake
+        self._on_actions = on_actions
         self._connectors = connectors
         self._mappings = mappings
         self.router = router
@@ -94,6 +120,8 @@ class InboxWorker:
     def stop(self, *, timeout: float = 10.0) -> None:
         """Finish the current batch and stop."""
         self._stop.set()
+        if self._wake is not None:
+            self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -105,6 +133,9 @@ class InboxWorker:
                 self._stop.wait(self._poll_seconds)
                 continue
             started = time.monotonic()
+            if self._wake is not None:
+                # Cleared before the claim, so a commit after it wakes the next wait.
+                self._wake.clear()
             try:
                 outcome = self.process_batch()
             except (SQLAlchemyError, ConcurrentClaimError) as error:
@@ -113,6 +144,8 @@ class InboxWorker:
                 )
                 self._stop.wait(ERROR_BACKOFF_SECONDS)
                 continue
+            if outcome.actions and self._on_actions is not None:
+                self._on_actions()
             if (
                 outcome.claimed
                 and self._intake_busy is not None
@@ -124,7 +157,7 @@ class InboxWorker:
                 elapsed = time.monotonic() - started
                 self._stop.wait(elapsed * INTAKE_PRIORITY_FACTOR)
             elif outcome.claimed < self._batch_size:
-                self._stop.wait(self._poll_seconds)
+                (self._wake or self._stop).wait(self._poll_seconds)
         logger.info("Inbox worker %s stopped", self._worker_id)
 
     def process_batch(self) -> BatchOutcome:

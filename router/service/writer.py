@@ -62,6 +62,8 @@ class InboxWriter:
         max_events: events per commit, at most (one request is never split).
         max_wait_seconds: how long the first request of a batch waits for others.
         max_queue: requests waiting beyond which `submit` fails at once.
+        on_commit: called after each commit that stored a new event, to wake the
+            worker at once instead of at its next poll.
     """
 
     def __init__(
@@ -73,9 +75,11 @@ class InboxWriter:
         max_wait_seconds: float = 0.002,
         max_queue: int = 10_000,
         metrics: ServiceMetrics | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._insert = insert
+        self._on_commit = on_commit
         self._max_events = max_events
         self._max_wait = max_wait_seconds
         self._max_queue = max_queue
@@ -232,6 +236,8 @@ class InboxWriter:
         self.last_commit_at = time.monotonic()
         if self._metrics is not None:
             self._metrics.writer_batch_events.observe(len(events))
+        if self._on_commit is not None and any(stored):
+            self._on_commit()
         return stored
 
     def _resolve(self, batch: list[_Request], stored: list[bool]) -> None:

@@ -23,6 +23,7 @@ from router.store._delivery import (
     claim_due_actions,
     get_action,
     mark_action_done,
+    mark_actions_done,
     park_action_dead,
     reschedule_action,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "get_action",
     "list_actions",
     "mark_action_done",
+    "mark_actions_done",
     "park_action_dead",
     "reschedule_action",
     "retry_action",

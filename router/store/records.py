@@ -207,6 +207,16 @@ class OutboxAction:
     updated_at: datetime
     done_at: datetime | None
 
+    @property
+    def first_attempt(self) -> bool:
+        """Return whether no earlier claim of this action can have written anything.
+
+        The claim counts attempts, and every failure and re-queue leaves
+        `last_error` set, so the first claim of a new action has one attempt and
+        no error. A claim that expired after a crash counts as an attempt.
+        """
+        return self.attempts <= 1 and self.last_error is None
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:

@@ -50,3 +50,5 @@ class Action:
     kind: str = "write_back"
     instance: str = "default"
     id: int = 1
+    # False makes `deliver` look for the marker, as on a retry.
+    first_attempt: bool = False

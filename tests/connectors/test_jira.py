@@ -257,3 +257,15 @@ def test_404_is_permanent(writer: JiraConnector, fake_jira: FakeJira) -> None:
 
     assert "HTTP 404" in str(caught.value)
     assert fake_jira.token not in str(caught.value)
+
+
+def test_first_attempt_comments_without_reading_comments(
+    writer: JiraConnector, fake_jira: FakeJira
+) -> None:
+    fake_jira.add_issue(json.loads(json.dumps(ISSUE)))
+
+    result = writer.deliver(_action(first_attempt=True))
+
+    assert result.marker_found is False
+    assert fake_jira.calls_to("GET", "/comment") == []
+    assert len(fake_jira.comments[ISSUE["id"]]) == 1

@@ -344,3 +344,21 @@ def test_expired_session_is_permanent(
 
     assert "HTTP 401" in str(caught.value)
     assert "expired-session" not in str(caught.value)
+
+
+def test_first_attempt_comments_without_querying_comments(
+    writer: SalesforceConnector, fake_salesforce: FakeSalesforce
+) -> None:
+    fake_salesforce.add_case(dict(CASES[0]))
+    fake_salesforce.add_queue("Hardware Queue", QUEUE_ID)
+
+    result = writer.deliver(_action(first_attempt=True))
+
+    queries = [
+        call
+        for call in fake_salesforce.calls_to("GET", "/query")
+        if "CaseComment" in (call.param("q") or "")
+    ]
+    assert result.marker_found is False
+    assert queries == []
+    assert len(fake_salesforce.case_comments) == 1

@@ -286,3 +286,18 @@ def test_missing_credentials_wait(mappings: MappingSet) -> None:
 def test_caret_in_query_value_is_rejected() -> None:
     with pytest.raises(PermanentDeliveryError):
         encoded_query_value("Storage^ORname=Admins", what="group name")
+
+
+def test_first_attempt_writes_without_reading_the_journal(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    incident: dict[str, str],
+) -> None:
+    fake_servicenow.add_group("HDFS Storage")
+
+    result = connector.deliver(_action(first_attempt=True))
+
+    assert result.marker_found is False
+    assert fake_servicenow.calls_to("GET", "/sys_journal_field") == []
+    assert len(fake_servicenow.writes()) == 1
+    assert len(fake_servicenow.journal(SYS_ID)) == 1

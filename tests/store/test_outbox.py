@@ -20,6 +20,7 @@ from router.store.outbox import (
     get_action,
     list_actions,
     mark_action_done,
+    mark_actions_done,
     park_action_dead,
     reschedule_action,
     retry_action,
@@ -244,6 +245,57 @@ def test_done_action_keeps_result(session: Session) -> None:
     assert action.done_at == finished
     assert action.claim_expires_at is None
     assert _claim(session, at=NOW + timedelta(hours=1)) == []
+
+
+def test_actions_done_together_keep_their_own_results(session: Session) -> None:
+    first, second, untouched = _enqueue(session, 3)
+    _claim(session)
+    finished = NOW + timedelta(seconds=2)
+
+    mark_actions_done(
+        session,
+        results=[(first, {"sys_id": "a"}), (second, {"sys_id": "b"})],
+        now=finished,
+    )
+
+    assert get_action(session, action_id=first).result == {"sys_id": "a"}
+    assert get_action(session, action_id=second).result == {"sys_id": "b"}
+    assert get_action(session, action_id=second).status == "done"
+    assert get_action(session, action_id=second).done_at == finished
+    assert get_action(session, action_id=untouched).status == "in_flight"
+
+
+def test_first_claim_is_a_first_attempt_and_a_reclaim_is_not(session: Session) -> None:
+    [action_id] = _enqueue(session)
+    [first] = claim_due_actions(
+        session, limit=1, now=NOW, worker="replica-a", lease_seconds=LEASE_SECONDS
+    )
+    # The claim expires unrecorded, as when a dispatcher is killed mid-delivery.
+    [again] = claim_due_actions(
+        session,
+        limit=1,
+        now=NOW + timedelta(seconds=LEASE_SECONDS + 1),
+        worker="replica-b",
+        lease_seconds=LEASE_SECONDS,
+    )
+
+    assert first.first_attempt is True
+    assert again.id == action_id
+    assert again.first_attempt is False
+
+
+def test_retried_dead_action_is_not_a_first_attempt(session: Session) -> None:
+    [action_id] = _enqueue(session)
+    _claim(session)
+    park_action_dead(session, action_id=action_id, error="HTTP 400", now=NOW)
+    retry_action(session, action_id=action_id, actor="cli:test", now=NOW)
+
+    [claimed] = claim_due_actions(
+        session, limit=1, now=NOW, worker="replica-a", lease_seconds=LEASE_SECONDS
+    )
+
+    assert claimed.attempts == 1
+    assert claimed.first_attempt is False
 
 
 def test_rescheduled_action_waits_until_due(session: Session) -> None:
