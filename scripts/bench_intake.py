@@ -283,10 +283,15 @@ def process_tree_cpu_seconds(pid: int) -> float:
         current = pending.pop()
         try:
             total += cpu_seconds(current)
-            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+            # Each thread lists the children it started, so read every thread's.
+            children = [
+                int(child)
+                for task in Path(f"/proc/{current}/task").iterdir()
+                for child in (task / "children").read_text().split()
+            ]
         except (FileNotFoundError, ProcessLookupError):
             continue
-        pending.extend(int(child) for child in children.split())
+        pending.extend(children)
     return total
 
 
