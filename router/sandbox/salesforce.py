@@ -18,7 +18,12 @@ from typing import Any
 import requests
 import trustme
 
-from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+from router.sandbox.server import (
+    FakeResponse,
+    FakeServer,
+    RecordedCall,
+    json_response,
+)
 
 _BASE = r"^/services/data/v\d+\.\d"
 _QUERY_PATH = re.compile(_BASE + r"/query/?$")

@@ -13,7 +13,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+from router.sandbox.server import (
+    FakeResponse,
+    FakeServer,
+    RecordedCall,
+    json_response,
+)
 
 _ISSUE_PATH = re.compile(r"^/rest/api/(?:2|latest)/issue/([^/]+)(/comment)?$")
 

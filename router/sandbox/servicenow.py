@@ -16,7 +16,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+from router.sandbox.server import (
+    FakeResponse,
+    FakeServer,
+    RecordedCall,
+    json_response,
+)
 
 JOURNAL_FIELDS: Final = frozenset({"work_notes", "comments"})
 _CONDITION = re.compile(r"^([a-z0-9_.]+)(LIKE|STARTSWITH|!=|=)(.*)$", re.DOTALL)
