@@ -45,6 +45,29 @@ class _ConnectorSettings(BaseSettings):
     timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of each API call, in seconds."
     )
+    poll: bool = Field(
+        default=False,
+        description="Poll the system for changed records (needs API credentials).",
+    )
+    poll_start: str = Field(
+        default="now",
+        description=(
+            "Watermark of the first poll: 'now', or an ISO 8601 date or time in "
+            "UTC such as 2026-11-01 or 2026-11-01T08:00:00Z."
+        ),
+    )
+    poll_overlap_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds before the watermark that each poll reads again.",
+    )
+    poll_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Records per page of a poll."
+    )
+    observe_only: bool = Field(
+        default=False,
+        description="Decide and record, but queue no write-back.",
+    )
 
     @classmethod
     def for_instance(cls, instance: str = DEFAULT_INSTANCE, **values: Any) -> Self:

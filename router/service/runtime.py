@@ -25,7 +25,7 @@ from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
 from router.service.bootstrap import Bootstrap, StartupState
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
-from router.service.jobs import register_default_jobs
+from router.service.jobs import read_connector_health, register_default_jobs
 from router.service.logs import describe_error
 from router.service.metrics import ServiceMetrics
 from router.service.scheduler import LeasedScheduler
@@ -88,6 +88,8 @@ class ServiceRuntime:
         )
         self.state = StartupState()
         self.probe = DatabaseProbe()
+        # Poll state per "system/instance", refreshed by the probe thread.
+        self.connector_health: dict[str, dict[str, Any]] = {}
 
         self.writer = InboxWriter(
             session_factory=self.session_factory,
@@ -208,6 +210,7 @@ class ServiceRuntime:
             due = now - last_depth >= self.settings.queue_depth_seconds
             if self.probe.reachable and self.state.migrations_current and due:
                 self.refresh_queue_depth()
+                self.connector_health = read_connector_health(self)
                 last_depth = now
             self._stop.wait(PROBE_SECONDS)
 
@@ -293,5 +296,7 @@ class ServiceRuntime:
                 state["webhook_secret_missing"] = secret
             if not writes:
                 state["missing_settings"] = connector.missing_settings()
+            if f"{system}/{instance}" in self.connector_health:
+                state["poll"] = self.connector_health[f"{system}/{instance}"]
             states[f"{system}/{instance}"] = state
         return states
