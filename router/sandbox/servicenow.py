@@ -215,4 +215,22 @@ class FakeServiceNow(FakeServer):
                 record[name] = value
         record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
         record["sys_updated_on"] = now
+        record["sys_updated_by"] = self.user
         return json_response(200, {"result": record})
+
+    def change_record(
+        self,
+        table: str,
+        sys_id: str,
+        changes: dict[str, Any],
+        *,
+        by: str,
+        at: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a change as user `by` made it in the UI; return the record."""
+        record = self.tables[table][sys_id]
+        record.update(changes)
+        record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
+        record["sys_updated_on"] = at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        record["sys_updated_by"] = by
+        return record
