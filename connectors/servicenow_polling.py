@@ -10,6 +10,7 @@ page boundary inside the burst loses or repeats a record.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 SN_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 POLL_EVENT_TYPE: Final = "poll"
 _DISPLAY_NAME: Final = "ServiceNow"
+# Seconds between two lookups of a triage group that could not be resolved.
+TRIAGE_RETRY_SECONDS: Final = 300.0
 
 
 def sn_time(moment: datetime) -> str:
@@ -112,7 +115,6 @@ class ServiceNowPolling:
             )
         table = str(self.settings.table)
         page_size = int(self.settings.poll_page_size)
-        self._resolve_triage_group()
 
         query = range_query(since, inclusive=True)
         burst_at: datetime | None = None
@@ -164,8 +166,16 @@ class ServiceNowPolling:
 
     def _resolve_triage_group(self) -> None:
         triage = self._triage_group()
-        if triage is None or triage in self._group_ids:
+        if triage is None or triage in self._group_ids or self.missing_settings():
             return
+        # A failed lookup is tried again only after a while, because planning
+        # calls this for every event.
+        now = time.monotonic()
+        if now - getattr(self, "_triage_tried_at", -TRIAGE_RETRY_SECONDS) < (
+            TRIAGE_RETRY_SECONDS
+        ):
+            return
+        self._triage_tried_at = now
         try:
             self._group_sys_id(triage)
         except (PermanentDeliveryError, RetryableDeliveryError) as error:
@@ -199,6 +209,7 @@ class ServiceNowPolling:
         with its name in `assignment_group_name` (the Business Rule script sends
         that). `sys_updated_by` equal to the API user marks our own change.
         """
+        self._resolve_triage_group()
         value, display = reference_parts(record.get("assignment_group"))
         name = record.get("assignment_group_name")
         identifiers = {item for item in (value, display, name) if item}

@@ -114,7 +114,6 @@ class SalesforcePolling:
             raise PollError(
                 f"Salesforce polling needs API credentials: set {', '.join(missing)}."
             )
-        self._resolve_triage_queue()
         soql = poll_soql(since)
         result = self._query(lambda sf: sf.query(soql))
         while True:
