@@ -282,6 +282,11 @@ class JiraConnector(JiraPolling, BaseConnector):
                     # plain-text comments; v3 is Cloud only and takes ADF.
                     options={"rest_api_version": self.settings.rest_api_version},
                 )
+                if self._is_cloud():
+                    # The client learns the deployment from serverInfo, which
+                    # get_server_info=False skips, and serves the token-paged
+                    # search only once it knows it talks to Cloud.
+                    self._client.deploymentType = "Cloud"
             return self._client
 
     def _call(self, what: str, call: Callable[[], ResultT]) -> ResultT:

@@ -2,7 +2,7 @@
 
 It implements `GET` and `PUT /rest/api/{2,3}/issue/<id or key>`, `GET` and `POST
 /rest/api/{2,3}/issue/<id or key>/comment`, the offset-paged `search` and the
-token-paged `search/jql`, `myself` and `project/<key>`, with Basic
+token-paged `search/jql`, `myself`, `field` and `project/<key>`, with Basic
 authentication. Searches understand the JQL the connector writes:
 `[project = "<key>" AND ]updated >= "<yyyy/MM/dd HH:mm>"` ordered by `updated`
 and `key`, with dates in UTC. Each issue's `self` URL is built from the
@@ -25,7 +25,7 @@ from router.sandbox.server import (
 
 _ISSUE_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/issue/([^/]+)(/comment)?$")
 _SEARCH_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/search(/jql)?$")
-_OTHER_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/(myself|project/[^/]+)$")
+_OTHER_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/(myself|field|project/[^/]+)$")
 # A JQL string literal with backslash escapes, as the connector writes it.
 _LITERAL = r'"((?:[^"\\]|\\.)*)"'
 _POLL_JQL = re.compile(
@@ -174,6 +174,8 @@ class FakeJira(FakeServer):
         return json_response(200, document)
 
     def _other(self, resource: str) -> FakeResponse:
+        if resource == "field":
+            return json_response(200, [{"id": "summary", "name": "Summary"}])
         if resource == "myself":
             return json_response(200, {"name": self.user, "emailAddress": self.user})
         key = resource.removeprefix("project/")
