@@ -118,9 +118,7 @@ def test_jql_injection_stays_inside_the_string(
     fake_jira: FakeJira, mappings: MappingSet
 ) -> None:
     add_issues(fake_jira, 2, project="HDFS")
-    connector = make_connector(
-        fake_jira, mappings, project='ABC" OR project != "X\\'
-    )
+    connector = make_connector(fake_jira, mappings, project='ABC" OR project != "X\\')
 
     polled = list(connector.poll(SINCE))
 
@@ -131,9 +129,7 @@ def test_jql_injection_stays_inside_the_string(
     assert polled == []
 
 
-def test_poll_retries_429_then_reads(
-    fake_jira: FakeJira, mappings: MappingSet
-) -> None:
+def test_poll_retries_429_then_reads(fake_jira: FakeJira, mappings: MappingSet) -> None:
     add_issues(fake_jira, 1)
     connector = make_connector(fake_jira, mappings)
     fake_jira.fail_next(429, headers={"Retry-After": "0"})
