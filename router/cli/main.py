@@ -8,6 +8,7 @@ import sys
 import click
 
 from router import __version__
+from router.cli.connectors import connectors
 from router.cli.database import database
 from router.cli.demo import demo
 from router.cli.mappings import mappings
@@ -44,6 +45,7 @@ cli.add_command(mappings)
 cli.add_command(database)
 cli.add_command(outbox)
 cli.add_command(serve)
+cli.add_command(connectors)
 
 
 def main() -> None:
