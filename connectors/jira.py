@@ -283,9 +283,9 @@ class JiraConnector(JiraPolling, BaseConnector):
                     options={"rest_api_version": self.settings.rest_api_version},
                 )
                 if self._is_cloud():
-                    # The client learns the deployment from serverInfo, which
-                    # get_server_info=False skips, and serves the token-paged
-                    # search only once it knows it talks to Cloud.
+                    # The client reads the deployment from serverInfo, which
+                    # get_server_info=False skips, and runs the token-paged
+                    # search only when deploymentType is Cloud.
                     self._client.deploymentType = "Cloud"
             return self._client
 

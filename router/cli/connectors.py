@@ -2,7 +2,7 @@
 
 A connector is named `system` for its default instance or `system/instance`,
 such as `jira/eu`. Pause, resume and observe-only are stored in the database,
-so every replica of `opsroute serve` sees them at its next poll or batch.
+so every replica of `opsroute serve` reads them at its next poll or batch.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def observe(name: str, off: bool) -> None:
     "--limit",
     type=click.IntRange(min=1),
     default=None,
-    help="Most records to read; all by default.",
+    help="Maximum number of records to read; all by default.",
 )
 def backfill(name: str, since: str, limit: int | None) -> None:
     """Store the records of NAME changed since --since, for the service to route.

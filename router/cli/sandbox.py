@@ -24,8 +24,8 @@ def sandbox(keep_running: bool) -> None:
     """Start fake ServiceNow, Jira and Salesforce APIs and the service on 127.0.0.1.
 
     One signed webhook per system goes to the service, which routes the ticket
-    and writes the assignment and a note back to the fake; both are printed.
-    Everything lives in a temporary folder that is removed at the end.
+    and writes the assignment and a note back to the fake. Both are printed.
+    The database and certificates are in a temporary folder, removed at the end.
     """
     logging.getLogger("router").setLevel(logging.WARNING)
     try:

@@ -216,7 +216,7 @@ class Assignment:
     sent_back: bool = False
     # The change was made by the API user opsroute writes with.
     by_integration: bool = False
-    # Who made the change, as the system names the user, when the record says.
+    # Who made the change, as the system names the user, when the record has it.
     changed_by: str | None = None
 
 
@@ -230,7 +230,7 @@ class CheckResult:
 
 
 class PollError(RuntimeError):
-    """A poll that failed; the message says why in plain words.
+    """A failed poll, whose message gives the reason in plain words.
 
     `retry_after` is the delay in seconds before the next poll, when the vendor
     asked for one (Retry-After, a request limit).

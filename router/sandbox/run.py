@@ -76,7 +76,7 @@ class Fakes:
 
 @dataclass
 class RoundTrip:
-    """What one system's webhook led to: the HTTP status and what was written."""
+    """The outcome of one system's webhook: its HTTP status and the write-back."""
 
     system: str
     ticket: str
@@ -223,11 +223,11 @@ def running_service(
 
 
 def wait_until_ready(base_url: str, *, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-    """Wait until /readyz answers 200.
+    """Wait until /readyz returns 200.
 
     Raises:
-        TimeoutError: the service was not ready in time; the message has its
-            last /readyz answer.
+        TimeoutError: the service was not ready in time. The message contains
+            the last /readyz response.
     """
     deadline = time.monotonic() + timeout
     last = "no answer"

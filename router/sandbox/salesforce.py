@@ -50,7 +50,7 @@ _QUERIES = {
 }
 _MORE_PATH = re.compile(_BASE + r"/query/(01g[0-9]+)$")
 SF_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
-# The id of the API user the fake says made its own updates.
+# The id of the API user that the fake records as the author of API updates.
 API_USER_ID = "005000000000001AAA"
 
 

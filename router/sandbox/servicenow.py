@@ -27,7 +27,7 @@ JOURNAL_FIELDS: Final = frozenset({"work_notes", "comments"})
 _CONDITION = re.compile(
     r"^([a-z0-9_.]+)(LIKE|STARTSWITH|!=|>=|<=|=|>|<)(.*)$", re.DOTALL
 )
-# Tables a new fake knows; a query of any other table gets 400 "Invalid table".
+# Tables of a new fake. A query of any other table gets 400 "Invalid table".
 DEFAULT_TABLES: Final = (
     "incident",
     "incident_task",

@@ -39,7 +39,7 @@ class WriteBackState:
 
 @dataclass
 class TicketHistory:
-    """What the store knows of a batch's tickets."""
+    """The stored history of a batch's tickets."""
 
     known: set[str] = field(default_factory=set)
     write_backs: dict[str, WriteBackState] = field(default_factory=dict)

@@ -36,7 +36,7 @@ from router.store.inbox import insert_inbox_events
 
 logger = logging.getLogger(__name__)
 
-# Most new records one poll stores; the next poll goes on from there.
+# Maximum new records one poll stores; the next poll goes on from there.
 DEFAULT_MAX_RECORDS = 1000
 # Events per inbox transaction of a backfill.
 BACKFILL_CHUNK = 500
@@ -44,7 +44,7 @@ BACKFILL_CHUNK = 500
 
 @dataclass
 class PollOutcome:
-    """What one poll of one connector did."""
+    """The outcome of one poll of one connector."""
 
     connector: str
     status: str
@@ -210,7 +210,7 @@ class ConnectorPoller:
                 *(record.updated_at for record in records),
             ]
         )
-        kept = _kept_seen(seen, records, since=watermark - overlap)
+        recent_seen = _kept_seen(seen, records, since=watermark - overlap)
         outcome = PollOutcome(name, "polled", read=len(records), watermark=watermark)
         outcome.duplicates = len(records) - len(fresh)
         with write_transaction(self.session_factory) as session:
@@ -224,7 +224,7 @@ class ConnectorPoller:
                 system=connector.system,
                 instance=connector.instance,
                 watermark=watermark,
-                cursor={"seen": kept},
+                cursor={"seen": recent_seen},
                 healthy=True,
                 last_error=None,
                 failures=0,

@@ -20,7 +20,7 @@ from router.store.models import connector_state
 
 logger = logging.getLogger(__name__)
 
-# Longest error text kept with a connector's state.
+# Maximum length of the error text stored with a connector's state.
 MAX_ERROR_CHARS = 1000
 
 

@@ -1,6 +1,6 @@
 """The sandbox round trip: a webhook per system in, assignment and note out.
 
-The test serves a database that already holds the small test model, so it
+The test serves a database that already contains the small test model, so it
 skips the half minute of training that `opsroute sandbox` spends.
 """
 
