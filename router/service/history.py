@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from router.intake.plugin import Assignment
-from router.store.models import audit_log, outbox_actions, tickets
+from router.store.models import audit_log, decisions, outbox_actions, tickets
 from router.store.records import ActionKind, ActionStatus, AuditEvent
 
 ECHO = "the change is our own write-back"
@@ -25,6 +26,10 @@ WRITE_BACK_PENDING = "a write-back of the ticket is still pending"
 ASSIGNED_BY_PERSON = "a person assigned the ticket; recorded as a transfer"
 ASSIGNED_BEFORE_OPSROUTE = "the ticket was assigned before opsroute saw it"
 TRANSFER_RECORDED = "a person assigned the ticket; the transfer is recorded"
+STALE = "the change is older than the ticket's last decision"
+# ServiceNow and Salesforce give change times in whole seconds, so a change in
+# the same second as the decision is not taken as older.
+STALE_TOLERANCE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class TicketHistory:
     write_backs: dict[str, WriteBackState] = field(default_factory=dict)
     # The `to_group` of each ticket's latest transfer.
     transferred_to: dict[str, str | None] = field(default_factory=dict)
+    # When each ticket was last decided.
+    last_decided: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,15 @@ def load_history(session: Session, keys: Iterable[str]) -> TicketHistory:
     if not history.known:
         return history
     known = sorted(history.known)
+    decided = session.execute(
+        select(tickets.c.key, func.max(decisions.c.decided_at))
+        .join(decisions, decisions.c.ticket_id == tickets.c.id)
+        .where(tickets.c.key.in_(known))
+        .group_by(tickets.c.key)
+    ).all()
+    for ticket_key, decided_at in decided:
+        if decided_at is not None:
+            history.last_decided[ticket_key] = _aware(decided_at)
     rows = session.execute(
         select(
             outbox_actions.c.ticket_key,
@@ -96,6 +112,13 @@ def load_history(session: Session, keys: Iterable[str]) -> TicketHistory:
     return history
 
 
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns the aggregate as naive text-parsed UTC.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _write_back_state(row: Any) -> WriteBackState:
     payload = row.payload or {}
     result = row.result or {}
@@ -112,9 +135,18 @@ def _write_back_state(row: Any) -> WriteBackState:
 
 
 def judge_event(
-    key: str, assignment: Assignment, history: TicketHistory, *, system: str
+    key: str,
+    assignment: Assignment,
+    history: TicketHistory,
+    *,
+    system: str,
+    updated_at: datetime | None = None,
 ) -> Verdict:
-    """Return whether an event with this assignment routes ticket `key`."""
+    """Return whether an event with this assignment routes ticket `key`.
+
+    `updated_at` is the record's change time; a change older than the ticket's
+    last decision is a late delivery and starts nothing.
+    """
     if key not in history.known:
         if assignment.identifiers and not assignment.sent_back:
             return Verdict(route=False, reason=ASSIGNED_BEFORE_OPSROUTE)
@@ -126,6 +158,16 @@ def judge_event(
         ActionStatus.IN_FLIGHT.value,
     ):
         return Verdict(route=False, reason=WRITE_BACK_PENDING)
+    decided = history.last_decided.get(key)
+    if (
+        updated_at is not None
+        and decided is not None
+        and updated_at < decided - STALE_TOLERANCE
+    ):
+        # NOTE: This compares the vendor's clock with ours, so a vendor clock
+        # that runs behind by more than the time between a decision and the
+        # next change makes that change look late.
+        return Verdict(route=False, reason=STALE)
     if assignment.sent_back or not assignment.identifiers:
         return Verdict(route=True)
     if assignment.by_integration:

@@ -173,7 +173,11 @@ class Planner:
                 self._apply_label_rule(plan, ticket, known=ticket.key in history.known)
             else:
                 verdict = judge_event(
-                    ticket.key, assignment, history, system=plan.event.system
+                    ticket.key,
+                    assignment,
+                    history,
+                    system=plan.event.system,
+                    updated_at=ticket.updated_at,
                 )
                 if not verdict.route:
                     plan.outcome = PlanOutcome.SKIP

@@ -26,6 +26,7 @@ from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
 from router.service.polling import ConnectorPoller, PollBackoff
 from router.service.worker import InboxWorker
 from router.store.connector_state import get_connector_state, update_connector_state
+from router.store.inbox import NewInboxEvent, insert_inbox_events
 from router.store.models import audit_log, decisions, inbox_events, outbox_actions
 from router.store.service import ticket_trail
 
@@ -378,3 +379,46 @@ def test_observe_only_writes_nothing(
     assert count(store, decisions) == 1
     assert count(store, outbox_actions) == 0
     assert fake_servicenow.writes() == []
+
+
+def test_late_older_change_starts_nothing(
+    store: sessionmaker[Session],
+    poller: ConnectorPoller,
+    pipeline: Pipeline,
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+) -> None:
+    record = add_incident(fake_servicenow, 1, minute=1)
+    poller.poll(connector)
+    pipeline.worker.process_batch()
+    pipeline.dispatcher.dispatch_once()
+    # A webhook of an earlier change, showing the triage group, arrives last.
+    late = dict(record)
+    late["assignment_group"] = connector._group_sys_id("Service Desk")
+    late["sys_updated_on"] = "2026-11-30 08:01:30"
+    late["sys_mod_count"] = "7"
+    event = NewInboxEvent(
+        system="servicenow",
+        instance="default",
+        delivery_id="late-delivery-1",
+        record_key=record["sys_id"],
+        record_version="7",
+        event_type="update",
+        record=late,
+        headers={},
+        received_at=datetime.now(UTC),
+    )
+    with store.begin() as session:
+        insert_inbox_events(session, events=[event])
+
+    outcome = pipeline.worker.process_batch()
+
+    assert outcome.skipped == 1
+    assert count(store, decisions) == 1
+    with store() as session:
+        error = session.execute(
+            select(inbox_events.c.error).where(
+                inbox_events.c.delivery_id == "late-delivery-1"
+            )
+        ).scalar_one()
+    assert error == "the change is older than the ticket's last decision"
