@@ -223,7 +223,7 @@ class FakeSalesforce(FakeServer):
                 404, "NOT_FOUND", "The requested resource does not exist"
             )
         case.update(fields)
-        case["SystemModstamp"] = sf_time(datetime.now(UTC))
+        case["SystemModstamp"] = case["LastModifiedDate"] = sf_time(datetime.now(UTC))
         case["LastModifiedById"] = API_USER_ID
         return FakeResponse(204)
 
