@@ -111,7 +111,12 @@ class ConnectorPoller:
         """Poll one connector once, unless it is paused or waiting after a failure."""
         name = connector_name(connector)
         now = self.clock()
-        state = self._state(connector, now=now)
+        try:
+            state = self._state(connector, now=now)
+        except ValueError as error:
+            setting = connector.settings.setting_name("poll_start", connector.instance)
+            logger.error("Poll of %s not started: %s: %s", name, setting, error)
+            return PollOutcome(name, "failed", error=f"{setting}: {error}")
         if state.paused:
             logger.debug("Connector %s is paused; not polling", name)
             return PollOutcome(name, "paused", watermark=state.watermark)
@@ -122,10 +127,10 @@ class ConnectorPoller:
         overlap = timedelta(seconds=float(connector.settings.poll_overlap_seconds))
         watermark = state.watermark or now
         seen = _seen_times(state)
-        records, error = self._read(connector, since=watermark - overlap, seen=seen)
+        records, failure = self._read(connector, since=watermark - overlap, seen=seen)
         outcome = self._store(connector, state, records, seen=seen, overlap=overlap)
-        if error is not None:
-            return self._failed(connector, state, error, outcome=outcome)
+        if failure is not None:
+            return self._failed(connector, state, failure, outcome=outcome)
         self._log(outcome)
         return outcome
 

@@ -294,3 +294,15 @@ def test_check_reports_missing_triage_group(
     triage = results["triage group 'Service Desk'"]
     assert triage.ok is False
     assert "no group named 'Service Desk'" in triage.message
+
+
+def test_poll_unreachable_instance_fails(mappings: MappingSet) -> None:
+    with FakeServiceNow(lifetime_seconds=10) as fake:
+        connector = make_connector(fake, mappings)
+    # The fake is stopped, so nothing listens on its port any more.
+
+    with pytest.raises(PollError) as caught:
+        list(connector.poll(SINCE))
+
+    assert "ConnectionError" in str(caught.value)
+    assert "after 3 attempts" in str(caught.value)

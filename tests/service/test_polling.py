@@ -422,3 +422,15 @@ def test_late_older_change_starts_nothing(
             )
         ).scalar_one()
     assert error == "the change is older than the ticket's last decision"
+
+
+def test_invalid_poll_start_fails_the_poll(
+    poller: ConnectorPoller, connector: ServiceNowConnector
+) -> None:
+    connector.settings.poll_start = "next tuesday"
+
+    outcome = poller.poll(connector)
+
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert outcome.error.startswith("OPSROUTE_SERVICENOW_POLL_START: poll start")
