@@ -12,15 +12,19 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
     DeliveryAction,
     PermanentDeliveryError,
+    PollError,
     RetryableDeliveryError,
     WebhookError,
     WebhookRequest,
@@ -43,6 +47,8 @@ SENSITIVE_HEADERS: Final = frozenset(
     }
 )
 SHA256_PREFIX: Final = "sha256="
+
+ResultT = TypeVar("ResultT")
 
 
 def utc_now() -> datetime:
@@ -173,20 +179,136 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (moment - utc_now()).total_seconds())
 
 
+class HttpRetryableError(RetryableDeliveryError):
+    """A retryable delivery error caused by an HTTP status (429 or 5xx)."""
+
+    def __init__(
+        self, message: str, *, status_code: int, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status_code = status_code
+
+
+class HttpPermanentError(PermanentDeliveryError):
+    """A permanent delivery error caused by an HTTP status (4xx other than 429)."""
+
+    def __init__(self, message: str, *, status_code: int, detail: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.detail = detail
+
+
 def http_delivery_error(
     *, status: int, what: str, detail: str = "", retry_after: str | None = None
 ) -> RetryableDeliveryError | PermanentDeliveryError:
     """Return the delivery error for an HTTP status: 429 and 5xx can be retried."""
     suffix = f": {detail}" if detail else ""
     if status == 429 or status >= 500:
-        return RetryableDeliveryError(
+        return HttpRetryableError(
             f"{what} failed with HTTP {status}{suffix}; it will be retried.",
+            status_code=status,
             retry_after=parse_retry_after(retry_after),
         )
-    return PermanentDeliveryError(
+    return HttpPermanentError(
         f"{what} failed with HTTP {status}{suffix}; fix the cause, then re-queue the "
-        "action with `opsroute outbox retry ID`."
+        "action with `opsroute outbox retry ID`.",
+        status_code=status,
+        detail=detail,
     )
+
+
+def http_problem(
+    status: int, *, system: str, credentials: str, detail: str = ""
+) -> str:
+    """Return a plain description of an HTTP failure status for polls and checks.
+
+    `credentials` names the settings to fix on a 401, such as
+    "OPSROUTE_JIRA_USER and OPSROUTE_JIRA_API_TOKEN".
+    """
+    suffix = f" ({detail})" if detail else ""
+    if status == 401:
+        return (
+            f"{system} rejected the credentials (HTTP 401){suffix}: the user name "
+            f"or password is wrong; check {credentials}."
+        )
+    if status == 403:
+        return (
+            f"{system} denied access (HTTP 403){suffix}: the API user lacks a role "
+            "or permission for this resource; ask an admin to grant it."
+        )
+    if status == 404:
+        return (
+            f"{system} has no such resource (HTTP 404){suffix}: check the URL and "
+            "the table, project or object name in the settings."
+        )
+    if status == 429:
+        return f"{system} is rate limiting requests (HTTP 429){suffix}."
+    if status >= 500:
+        return f"{system} failed with HTTP {status}{suffix}; it may be down."
+    return f"{system} answered HTTP {status}{suffix}."
+
+
+@dataclass(frozen=True)
+class PollRetryPolicy:
+    """Retries of one poll request after 429, 503 or another 5xx.
+
+    A Retry-After longer than `max_sleep_seconds` is not slept in the poll: the
+    poll stops and the scheduler polls again once the delay has passed.
+    """
+
+    attempts: int = 3
+    base_seconds: float = 1.0
+    max_sleep_seconds: float = 10.0
+
+
+def call_with_retries(
+    call: Callable[[], ResultT],
+    *,
+    what: str,
+    describe: Callable[[int, str], str],
+    policy: PollRetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ResultT:
+    """Run one poll request, retrying rate limits and server errors with backoff.
+
+    The delay is the vendor's Retry-After when it sent one, else exponential from
+    `policy.base_seconds` with full jitter.
+
+    Raises:
+        PollError: the request kept failing, or failed in a way no retry fixes;
+            the message comes from `describe(status, detail)` where there is a
+            status.
+    """
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return call()
+        except RetryableDeliveryError as error:
+            status = getattr(error, "status_code", 0)
+            reason = describe(status, "") if status else str(error)
+            delay = error.retry_after
+            if delay is None:
+                delay = random.uniform(0, policy.base_seconds * 2 ** (attempt - 1))
+            if attempt == policy.attempts or delay > policy.max_sleep_seconds:
+                raise PollError(
+                    f"{what} failed after {attempt} attempts: {reason}",
+                    retry_after=error.retry_after,
+                ) from None
+            logger.warning(
+                "%s failed (attempt %d of %d), retrying in %.1f s: %s",
+                what,
+                attempt,
+                policy.attempts,
+                delay,
+                reason,
+            )
+            sleep(delay)
+        except HttpPermanentError as error:
+            raise PollError(
+                f"{what} failed: {describe(error.status_code, error.detail)}"
+            ) from None
+        except PermanentDeliveryError as error:
+            raise PollError(f"{what} failed: {error}") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def note_text(action: DeliveryAction, *, target: str | None, noun: str) -> str:

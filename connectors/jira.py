@@ -7,6 +7,7 @@ HMAC-SHA256 of the raw body>` when a secret is set, and sends a delivery id in
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from connectors.base import (
     utc_now,
     verify_hmac_sha256,
 )
+from connectors.jira_polling import JiraPolling
 from connectors.settings import JiraSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -66,8 +68,8 @@ def _is_webhook_body(record: Mapping[str, Any]) -> bool:
     return "webhookEvent" in record and isinstance(record.get("issue"), Mapping)
 
 
-class JiraConnector(BaseConnector):
-    """One Jira site: its issue webhooks and its REST write-back."""
+class JiraConnector(JiraPolling, BaseConnector):
+    """One Jira site: its issue webhooks, polling and REST write-back."""
 
     system = "jira"
     credential_fields = ("url", "user", "api_token")
@@ -213,12 +215,15 @@ class JiraConnector(BaseConnector):
         body = note_text(action, target=action.payload.get("group"), noun="issue")
         self._call(
             f"{what}: adding the comment",
-            lambda: client.add_comment(issue_key, body, is_internal=internal),
+            lambda: self._add_comment(client, issue_key, body, internal=internal),
         )
         logger.info("%s: updated %s and added a comment", what, issue_key)
-        return DeliveryResult(
-            marker_found=False, details={"issue": issue_key, "changes": changes}
-        )
+        details = {
+            "issue": issue_key,
+            "changes": changes,
+            "written_group": _written_group(changes),
+        }
+        return DeliveryResult(marker_found=False, details=details)
 
     def _marker_present(
         self, client: Any, *, issue_key: str, marker: str, what: str
@@ -236,10 +241,35 @@ class JiraConnector(BaseConnector):
         group = action.payload.get("group")
         if not group:
             return {}
+        # Routing again consumes the reroute label, so the next update of the
+        # issue does not send it back once more.
+        reroute = self.reroute_label()
+        removal = [{"remove": reroute}] if reroute else []
         target = self.resolver_group(str(group)).targets.jira
         if target is not None and target.component:
-            return {"fields": {"components": [{"name": target.component}]}}
-        return {"update": {"labels": [{"add": group_label(str(group))}]}}
+            changes: dict[str, Any] = {
+                "fields": {"components": [{"name": target.component}]}
+            }
+            if removal:
+                changes["update"] = {"labels": removal}
+            return changes
+        return {"update": {"labels": [{"add": group_label(str(group))}, *removal]}}
+
+    def _add_comment(
+        self, client: JIRA, issue_key: str, body: str, *, internal: bool
+    ) -> None:
+        if self.settings.rest_api_version != "3":
+            client.add_comment(issue_key, body, is_internal=internal)
+            return
+        # REST API v3 takes comment bodies as Atlassian Document Format, which
+        # the client's add_comment does not build.
+        document: dict[str, Any] = {"body": adf_document(body)}
+        if internal:
+            document["properties"] = [
+                {"key": "sd.public.comment", "value": {"internal": True}}
+            ]
+        url = client._get_url(f"issue/{issue_key}/comment")
+        client._session.post(url, data=json.dumps(document))
 
     def _jira_client(self) -> JIRA:
         with self._lock:
@@ -255,10 +285,15 @@ class JiraConnector(BaseConnector):
                     # The outbox retries with backoff, so the client must not.
                     max_retries=0,
                     timeout=self.settings.timeout_seconds,
-                    # Write-back uses REST API v2, which Cloud and Server both
-                    # serve and whose comment bodies are plain text.
-                    options={"rest_api_version": "2"},
+                    # v2 (the default) is served by Cloud and Server and takes
+                    # plain-text comments; v3 is Cloud only and takes ADF.
+                    options={"rest_api_version": self.settings.rest_api_version},
                 )
+                if self._is_cloud():
+                    # The client reads the deployment from serverInfo, which
+                    # get_server_info=False skips, and runs the token-paged
+                    # search only when deploymentType is Cloud.
+                    self._client.deploymentType = "Cloud"
             return self._client
 
     def _call(self, what: str, call: Callable[[], ResultT]) -> ResultT:
@@ -291,6 +326,26 @@ def _record_version(body: Mapping[str, Any]) -> str | None:
         return str(updated)
     timestamp = body.get("timestamp")
     return str(timestamp) if timestamp is not None else None
+
+
+def adf_document(text: str) -> dict[str, Any]:
+    """Return `text` as an ADF document with one paragraph per line."""
+    paragraphs = [
+        {"type": "paragraph", "content": [{"type": "text", "text": line}]}
+        if line
+        else {"type": "paragraph", "content": []}
+        for line in text.split("\n")
+    ]
+    return {"type": "doc", "version": 1, "content": paragraphs}
+
+
+def _written_group(changes: Mapping[str, Any]) -> list[str]:
+    components = (changes.get("fields") or {}).get("components") or []
+    names = [str(item["name"]) for item in components if item.get("name")]
+    for operation in (changes.get("update") or {}).get("labels") or []:
+        if "add" in operation:
+            names.append(str(operation["add"]))
+    return names
 
 
 def _comment_text(comment: Any) -> str:

@@ -33,6 +33,7 @@ from connectors.base import (
     verify_bearer_token,
     verify_hmac_sha256,
 )
+from connectors.servicenow_polling import ServiceNowPolling
 from connectors.settings import ServiceNowSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -100,8 +101,8 @@ def _error_detail(response: requests.Response | None) -> str:
     return text[:_DETAIL_CHARS]
 
 
-class ServiceNowConnector(BaseConnector):
-    """One ServiceNow instance: its webhook and its Table API write-back."""
+class ServiceNowConnector(ServiceNowPolling, BaseConnector):
+    """One ServiceNow instance: webhook, polling and Table API write-back."""
 
     system = "servicenow"
     credential_fields = ("instance", "user", "password")
@@ -226,10 +227,12 @@ class ServiceNowConnector(BaseConnector):
             return DeliveryResult(marker_found=True, details={"sys_id": sys_id})
 
         fields: dict[str, Any] = {}
+        written: list[str] = []
         group_name = self._target_name(action)
         if group_name is not None:
             group_field = self._write_back_field("group_field", "assignment_group")
             fields[group_field] = self._group_sys_id(group_name)
+            written = [group_name, fields[group_field]]
         fields[note_field] = note_text(action, target=group_name, noun="ticket")
 
         resource = self._resource(table)
@@ -240,7 +243,12 @@ class ServiceNowConnector(BaseConnector):
             ).one(),
         )
         logger.info("%s: wrote %s to %s/%s", what, sorted(fields), table, sys_id)
-        details = {"sys_id": sys_id, "table": table, "group": group_name}
+        details = {
+            "sys_id": sys_id,
+            "table": table,
+            "group": group_name,
+            "written_group": written,
+        }
         return DeliveryResult(marker_found=False, details=details)
 
     def _write_back_field(self, name: str, default: str) -> str:

@@ -45,6 +45,29 @@ class _ConnectorSettings(BaseSettings):
     timeout_seconds: float = Field(
         default=10.0, gt=0, description="Timeout of each API call, in seconds."
     )
+    poll: bool = Field(
+        default=False,
+        description="Poll the system for changed records (needs API credentials).",
+    )
+    poll_start: str = Field(
+        default="now",
+        description=(
+            "Watermark of the first poll: 'now', or an ISO 8601 date or time in "
+            "UTC such as 2026-11-01 or 2026-11-01T08:00:00Z."
+        ),
+    )
+    poll_overlap_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds before the watermark that each poll reads again.",
+    )
+    poll_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Records per page of a poll."
+    )
+    observe_only: bool = Field(
+        default=False,
+        description="Decide and record, but queue no write-back.",
+    )
 
     @classmethod
     def for_instance(cls, instance: str = DEFAULT_INSTANCE, **values: Any) -> Self:
@@ -98,7 +121,30 @@ class JiraSettings(_ConnectorSettings):
     api_token: SecretStr | None = Field(
         default=None, description="API token (Cloud) or password (Server)."
     )
-    rest_api_version: str = Field(default="2", pattern=r"^[23]$")
+    rest_api_version: str = Field(
+        default="2",
+        pattern=r"^[23]$",
+        description="REST API version of write-back: 2 (plain text) or 3 (ADF).",
+    )
+    deployment: str = Field(
+        default="auto",
+        pattern=r"^(auto|cloud|server)$",
+        description=(
+            "cloud pages searches by token (search/jql), server by offset (search); "
+            "auto picks cloud for *.atlassian.net URLs."
+        ),
+    )
+    project: str | None = Field(
+        default=None, description="Project key that polling reads; all when unset."
+    )
+    jql_time_zone: str = Field(
+        default="UTC",
+        description="Time zone of the API user's profile, in which JQL reads dates.",
+    )
+    integration_account_id: str | None = Field(
+        default=None,
+        description="Account id of the API user on Cloud, to recognize our changes.",
+    )
 
 
 class SalesforceSettings(_ConnectorSettings):
@@ -121,6 +167,10 @@ class SalesforceSettings(_ConnectorSettings):
     password: SecretStr | None = None
     security_token: SecretStr | None = None
     domain: str = Field(default="login", description="login, test or a My Domain.")
+    integration_user_id: str | None = Field(
+        default=None,
+        description="Id of the API user, to recognize the changes opsroute made.",
+    )
     api_version: str = Field(default="60.0", pattern=r"^\d+\.\d$")
 
     def allowed_org_ids(self) -> frozenset[str]:

@@ -1,7 +1,7 @@
 """Measure webhook-to-write-back latency of `opsroute serve` with a fake ServiceNow.
 
 Run by `bench_intake.py --end-to-end`. A fake ServiceNow Table API from
-tests/fakes/ runs in a thread of this process, with the helpdesk taxonomy's
+router/sandbox/ runs in a thread of this process, with the helpdesk taxonomy's
 groups and one incident per webhook. The served replica writes back to it with
 Basic authentication. Webhooks are sent at a fixed rate, and each write-back is
 matched to its webhook by sys_id. Both timestamps come from `time.perf_counter`
@@ -38,11 +38,8 @@ from bench_intake import (
     wait_for_status,
 )
 
-# The fakes import each other as the top-level package `fakes`, as the tests do.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from fakes.server import FakeResponse, RecordedCall, json_response  # noqa: E402
-from fakes.servicenow import FakeServiceNow, _matches  # noqa: E402
+from router.sandbox.server import FakeResponse, RecordedCall, json_response
+from router.sandbox.servicenow import FakeServiceNow, _matches
 
 SNOW_USER = "opsroute-bench"
 SNOW_PASSWORD = "bench-snow-password"

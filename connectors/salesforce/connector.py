@@ -39,6 +39,7 @@ from connectors.salesforce.outbound import (
     parse_envelope,
     read_message,
 )
+from connectors.salesforce.polling import SalesforcePolling
 from connectors.settings import SalesforceSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -61,8 +62,8 @@ ROUTED_SOBJECT_TYPES: Final = frozenset({"Case"})
 ResultT = TypeVar("ResultT")
 
 
-class SalesforceConnector(BaseConnector):
-    """One Salesforce org: its Outbound Messages and its REST write-back."""
+class SalesforceConnector(SalesforcePolling, BaseConnector):
+    """One Salesforce org: Outbound Messages, polling and REST write-back."""
 
     system = "salesforce"
 
@@ -240,9 +241,9 @@ class SalesforceConnector(BaseConnector):
             lambda sf: _sobject(sf, "CaseComment").create(comment),
         )
         logger.info("%s: updated case %s", what, case_id)
-        return DeliveryResult(
-            marker_found=False, details={"case_id": case_id, "queue": queue_name}
-        )
+        written = [queue_name, self._queue_ids[queue_name]] if queue_name else []
+        details = {"case_id": case_id, "queue": queue_name, "written_group": written}
+        return DeliveryResult(marker_found=False, details=details)
 
     def _case_id(self, action: DeliveryAction) -> str:
         if action.record_id:

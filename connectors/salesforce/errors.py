@@ -12,6 +12,9 @@ from router.intake.plugin import PermanentDeliveryError, RetryableDeliveryError
 # Salesforce's error code for an org over its daily API request limit, a pause
 # rather than a refusal.
 REQUEST_LIMIT_EXCEEDED: Final = "REQUEST_LIMIT_EXCEEDED"
+# Seconds to wait after REQUEST_LIMIT_EXCEEDED. The limit is counted over a
+# rolling 24 hours, so this is a guess at when some capacity is back.
+REQUEST_LIMIT_PAUSE_SECONDS: Final = 900.0
 # Error texts from the API are cut to this many characters in our messages.
 _DETAIL_CHARS: Final = 200
 
@@ -25,7 +28,8 @@ def delivery_error(
     ):
         return RetryableDeliveryError(
             f"{what}: the org is over its API request limit "
-            f"({REQUEST_LIMIT_EXCEEDED}); it will be retried later."
+            f"({REQUEST_LIMIT_EXCEEDED}); it will be retried later.",
+            retry_after=REQUEST_LIMIT_PAUSE_SECONDS,
         )
     return http_delivery_error(status=exc.status, what=what, detail=_error_detail(exc))
 

@@ -8,11 +8,13 @@ import sys
 import click
 
 from router import __version__
+from router.cli.connectors import connectors
 from router.cli.database import database
 from router.cli.demo import demo
 from router.cli.mappings import mappings
 from router.cli.models import evaluate, train
 from router.cli.outbox import outbox
+from router.cli.sandbox import sandbox
 from router.cli.serve import serve
 from router.cli.tickets import review, why
 
@@ -44,6 +46,8 @@ cli.add_command(mappings)
 cli.add_command(database)
 cli.add_command(outbox)
 cli.add_command(serve)
+cli.add_command(connectors)
+cli.add_command(sandbox)
 
 
 def main() -> None:

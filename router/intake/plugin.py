@@ -9,8 +9,9 @@ per configured instance.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -187,6 +188,91 @@ class Connector(Protocol):
             RetryableDeliveryError: the vendor is down, slow or rate limiting.
             PermanentDeliveryError: the action cannot succeed as it is.
         """
+        ...
+
+
+@dataclass(frozen=True)
+class PolledRecord:
+    """One record a poll returned, as an inbox event with its change time."""
+
+    event: NewInboxEvent
+    # The record's change time (sys_updated_on, updated, SystemModstamp) in UTC.
+    updated_at: datetime
+
+    @property
+    def seen_key(self) -> str:
+        """Return `record_key@record_version`, which identifies this change."""
+        return f"{self.event.record_key}@{self.event.record_version or ''}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The group a record is assigned to, as the planner compares it.
+
+    `identifiers` contains every name and id the current group goes by in the
+    system (a sys_id and a name, a queue id and its name, a component), so it can
+    be matched against what opsroute wrote. It is empty for an unassigned record.
+    """
+
+    group: str | None
+    identifiers: frozenset[str] = frozenset()
+    # The group is the triage group, or the record carries the reroute label.
+    sent_back: bool = False
+    # The change was made by the API user opsroute writes with.
+    by_integration: bool = False
+    # Who made the change, as the system names the user, when the record has it.
+    changed_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check of `opsroute connectors check`."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+class PollError(RuntimeError):
+    """A failed poll, whose message gives the reason in plain words.
+
+    `retry_after` is the delay in seconds before the next poll, when the vendor
+    asked for one (Retry-After, a request limit).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@runtime_checkable
+class PollingConnector(Connector, Protocol):
+    """A connector that can also poll its system and check its credentials.
+
+    `settings` has the poll settings of `connectors.settings`: `poll`,
+    `poll_start`, `poll_overlap_seconds`, `poll_page_size` and `observe_only`.
+    """
+
+    settings: Any
+
+    def poll(self, since: datetime) -> Iterator[PolledRecord]:
+        """Yield the records changed at or after `since`, oldest change first.
+
+        Pages are fetched as the iterator advances, so a caller that stops early
+        fetches no more.
+
+        Raises:
+            PollError: the system is unreachable, rejected the credentials or
+                kept rate limiting after the connector's own retries.
+        """
+        ...
+
+    def assignment(self, record: Mapping[str, Any]) -> Assignment:
+        """Return the group of a stored record and who made the change."""
+        ...
+
+    def check(self) -> list[CheckResult]:
+        """Try the credentials and permissions; one result per check."""
         ...
 
 

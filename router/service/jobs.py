@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from router.intake.plugin import PollingConnector
+from router.service.logs import describe_error
+from router.service.polling import ConnectorPoller
 from router.service.scheduler import LeasedScheduler
 from router.service.transactions import write_transaction
+from router.store.connector_state import list_connector_states
 from router.store.leases import prune_job_runs
 
 if TYPE_CHECKING:
@@ -25,7 +32,7 @@ JOB_RUN_RETENTION = timedelta(days=1)
 def register_default_jobs(
     scheduler: LeasedScheduler, *, runtime: ServiceRuntime
 ) -> None:
-    """Register the queue report and the pruning of old job runs."""
+    """Register the queue report, the pruning of old job runs and the polls."""
     scheduler.add_job(
         QUEUE_REPORT_JOB,
         lambda: report_queues(runtime),
@@ -36,6 +43,65 @@ def register_default_jobs(
         lambda: prune_old_job_runs(runtime),
         interval_seconds=PRUNE_INTERVAL_SECONDS,
     )
+    register_poll_jobs(scheduler, runtime=runtime)
+
+
+def register_poll_jobs(scheduler: LeasedScheduler, *, runtime: ServiceRuntime) -> None:
+    """Register one poll job per connector whose `poll` setting is on."""
+    poller = ConnectorPoller(
+        session_factory=runtime.session_factory,
+        max_records=runtime.settings.poll_max_records,
+    )
+    for (system, instance), connector in sorted(runtime.connectors.items()):
+        settings = getattr(connector, "settings", None)
+        if not isinstance(connector, PollingConnector) or not getattr(
+            settings, "poll", False
+        ):
+            continue
+        scheduler.add_job(
+            poll_job_name(system, instance),
+            partial(_poll_once, poller, connector),
+            interval_seconds=runtime.settings.poll_interval_seconds,
+        )
+        logger.info(
+            "Polling %s/%s every %g s",
+            system,
+            instance,
+            runtime.settings.poll_interval_seconds,
+        )
+
+
+def poll_job_name(system: str, instance: str) -> str:
+    """Return the name of a connector's poll job, such as `poll-jira-default`."""
+    return f"poll-{system}-{instance}"
+
+
+def _poll_once(poller: ConnectorPoller, connector: PollingConnector) -> None:
+    poller.poll(connector)
+
+
+def read_connector_health(runtime: ServiceRuntime) -> dict[str, dict[str, Any]]:
+    """Return the stored poll state of each connector, for /readyz.
+
+    Errors of the database are logged and give an empty result, because the
+    probe that calls this must not stop.
+    """
+    try:
+        with runtime.session_factory() as session:
+            states = list_connector_states(session)
+    except SQLAlchemyError as error:
+        logger.warning("Cannot read the connector states: %s", describe_error(error))
+        return {}
+    return {
+        state.name: {
+            "healthy": state.healthy,
+            "paused": state.paused,
+            "observe_only": state.observe_only,
+            "watermark": state.watermark.isoformat() if state.watermark else None,
+            "last_error": state.last_error,
+        }
+        for state in states
+    }
 
 
 def report_queues(runtime: ServiceRuntime) -> None:

@@ -10,16 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from router.intake.plugin import Connector
+from router.intake.plugin import Assignment, Connector
 from router.mapping import MappingSet
 from router.routing import TicketRouter
 from router.schemas import Decision, Ticket
-from router.store.models import tickets
+from router.service.history import judge_event, load_history
+from router.store.connector_state import observe_only_connectors
 from router.store.records import InboxEvent
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ class EventPlan:
     ticket: Ticket | None = None
     decision: Decision | None = None
     reason: str | None = None
+    # Details of a `transfer` audit event to append with a skipped event.
+    transfer: dict[str, Any] | None = None
+    # The connector is in observe-only mode: record the decision, write nothing.
+    observe_only: bool = False
 
     def fail(self, reason: str) -> None:
         """Turn the plan into a failure with the reason, cut to the stored length."""
@@ -142,9 +148,6 @@ class Planner:
     def _skip_routed(
         self, session: Session, plans: Sequence[EventPlan], *, seen: set[str]
     ) -> None:
-        # NOTE: A ticket is routed once. Later events for it (updates, including
-        # the ones our own write-back causes) are skipped unless they carry the
-        # system's reroute label, so a person's reassignment is never undone.
         candidates = [
             plan
             for plan in plans
@@ -154,22 +157,51 @@ class Planner:
         if not keys:
             return
         lock_tickets(session, keys)
-        known = set(
-            session.execute(
-                select(tickets.c.key).where(tickets.c.key.in_(keys))
-            ).scalars()
-        )
+        history = load_history(session, keys)
+        observed = self._observe_only(session)
         for plan in candidates:
             ticket = plan.ticket
             if ticket is None:
                 continue
-            if (ticket.key in known or ticket.key in seen) and not self._rerouted(
-                ticket
-            ):
+            if ticket.key in seen:
                 plan.outcome = PlanOutcome.SKIP
                 plan.reason = ROUTED_BEFORE
                 continue
-            seen.add(ticket.key)
+            connector = self._connectors.get((plan.event.system, plan.event.instance))
+            assignment = _assignment_of(connector, plan.event)
+            if assignment is None:
+                self._apply_label_rule(plan, ticket, known=ticket.key in history.known)
+            else:
+                verdict = judge_event(
+                    ticket.key,
+                    assignment,
+                    history,
+                    system=plan.event.system,
+                    updated_at=ticket.updated_at,
+                )
+                if not verdict.route:
+                    plan.outcome = PlanOutcome.SKIP
+                    plan.reason = verdict.reason
+                    plan.transfer = verdict.transfer
+            if plan.outcome is PlanOutcome.ROUTE:
+                seen.add(ticket.key)
+                plan.observe_only = (plan.event.system, plan.event.instance) in observed
+
+    def _apply_label_rule(
+        self, plan: EventPlan, ticket: Ticket, *, known: bool
+    ) -> None:
+        # A connector without assignment(): a ticket is routed once, and again
+        # only when it carries the system's reroute label.
+        if known and not self._rerouted(ticket):
+            plan.outcome = PlanOutcome.SKIP
+            plan.reason = ROUTED_BEFORE
+
+    def _observe_only(self, session: Session) -> set[tuple[str, str]]:
+        observed = observe_only_connectors(session)
+        for pair, connector in self._connectors.items():
+            if getattr(getattr(connector, "settings", None), "observe_only", False):
+                observed.add(pair)
+        return observed
 
     def _rerouted(self, ticket: Ticket) -> bool:
         mapping = self._mappings.systems.get(ticket.source_system)
@@ -204,3 +236,11 @@ def event_ids(event: InboxEvent) -> dict[str, object]:
         "delivery_id": event.delivery_id,
         "record": event.record_key,
     }
+
+
+def _assignment_of(connector: Connector | None, event: InboxEvent) -> Assignment | None:
+    reader = getattr(connector, "assignment", None)
+    if reader is None:
+        return None
+    assignment = reader(event.record)
+    return assignment if isinstance(assignment, Assignment) else None

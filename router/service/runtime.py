@@ -27,7 +27,7 @@ from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
 from router.service.bootstrap import Bootstrap, StartupState
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
-from router.service.jobs import register_default_jobs
+from router.service.jobs import read_connector_health, register_default_jobs
 from router.service.logs import describe_error, logging_configuration
 from router.service.metrics import ServiceMetrics
 from router.service.pipeline import PipelineProcess
@@ -100,6 +100,8 @@ class ServiceRuntime:
             self.pipeline = PipelineProcess(
                 settings, metrics=self.metrics, log_level=level, log_format=log_format
             )
+        # Poll state per "system/instance", refreshed by the probe thread.
+        self.connector_health: dict[str, dict[str, Any]] = {}
 
         # The writer wakes the worker after each commit, and the worker wakes the
         # dispatcher when it queues actions, so an event idles at no poll.
@@ -237,6 +239,7 @@ class ServiceRuntime:
             due = now - last_depth >= self.settings.queue_depth_seconds
             if self.probe.reachable and self.state.migrations_current and due:
                 self.refresh_queue_depth()
+                self.connector_health = read_connector_health(self)
                 last_depth = now
             self._stop.wait(PROBE_SECONDS)
 
@@ -334,5 +337,7 @@ class ServiceRuntime:
                 state["webhook_secret_missing"] = secret
             if not writes:
                 state["missing_settings"] = connector.missing_settings()
+            if f"{system}/{instance}" in self.connector_health:
+                state["poll"] = self.connector_health[f"{system}/{instance}"]
             states[f"{system}/{instance}"] = state
         return states

@@ -107,6 +107,14 @@ class ServiceSettings(CoreSettings):
     report_interval_seconds: float = Field(
         default=60.0, gt=0, description="Seconds between two queue reports."
     )
+    poll_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between two polls of each connector that polls.",
+    )
+    poll_max_records: int = Field(
+        default=1000, ge=1, description="Most new records one poll stores."
+    )
     queue_depth_seconds: float = Field(
         default=5.0, gt=0, description="Seconds between two queue-depth measurements."
     )

@@ -14,8 +14,8 @@ from router.service.actions import write_back_action
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
 from router.store.outbox import NewOutboxAction, enqueue_actions
-from router.store.records import InboxStatus
-from router.store.service import save_decisions
+from router.store.records import AuditEvent, InboxStatus
+from router.store.service import append_audit, save_decisions
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +91,20 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
                 error=plan.reason or "failed",
             )
             applied.failed += 1
-    skipped = [plan.event.id for plan in plans if plan.outcome is PlanOutcome.SKIP]
-    if skipped:
+    skipped = [plan for plan in plans if plan.outcome is PlanOutcome.SKIP]
+    for reason in sorted({plan.reason or ROUTED_BEFORE for plan in skipped}):
         changed += mark_inbox_done(
             session,
-            ids=skipped,
+            ids=[
+                plan.event.id
+                for plan in skipped
+                if (plan.reason or ROUTED_BEFORE) == reason
+            ],
             outcome=InboxStatus.SKIPPED,
-            error=ROUTED_BEFORE,
+            error=reason,
         )
-        applied.skipped = len(skipped)
+    applied.skipped = len(skipped)
+    record_transfers(session, skipped)
 
     routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
     pairs = [_pair(plan) for plan in routed]
@@ -109,6 +114,13 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True
         ):
+            if plan.observe_only:
+                logger.info(
+                    "Observe-only: decision %s for %s queues no write-back",
+                    decision_id,
+                    ticket.key,
+                )
+                continue
             action = write_back_action(
                 event=plan.event,
                 ticket=ticket,
@@ -129,6 +141,32 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             "SQLite file, or share work through PostgreSQL."
         )
     return applied
+
+
+def record_transfers(session: Session, plans: Sequence[EventPlan]) -> None:
+    """Append a `transfer` audit event for each plan that found a person's change."""
+    for plan in plans:
+        if plan.transfer is None or plan.ticket is None:
+            continue
+        by = plan.transfer.get("changed_by") or "person"
+        append_audit(
+            session,
+            event=AuditEvent.TRANSFER,
+            ticket_key=plan.ticket.key,
+            actor=f"{plan.event.system}:{by}",
+            inputs={"inbox_event_id": plan.event.id},
+            details={
+                key: value
+                for key, value in plan.transfer.items()
+                if key != "changed_by"
+            },
+        )
+        logger.info(
+            "Ticket %s moved from %s to %s by a person; opsroute leaves it there",
+            plan.ticket.key,
+            plan.transfer.get("from_group"),
+            plan.transfer.get("to_group"),
+        )
 
 
 def _pair(plan: EventPlan) -> tuple[Ticket, Decision]:

@@ -319,6 +319,31 @@ class JobRunRow(Base):
     ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ConnectorStateRow(Base):
+    """Poll progress, go-live switches and health of one connector instance.
+
+    `cursor` contains `seen`: the `record_key@record_version` strings of records
+    polled within the overlap window before the watermark, each with its change
+    time, so the next poll skips them.
+    """
+
+    __tablename__ = "connector_state"
+
+    system: Mapped[str] = mapped_column(String(40), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(100), primary_key=True)
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    observe_only: Mapped[bool] = mapped_column(Boolean)
+    healthy: Mapped[bool] = mapped_column(Boolean)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Consecutive failed polls, which set the backoff before the next one.
+    failures: Mapped[int] = mapped_column(Integer)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 tickets = cast(Table, TicketRow.__table__)
 decisions = cast(Table, DecisionRow.__table__)
 review_items = cast(Table, ReviewItemRow.__table__)
@@ -328,3 +353,4 @@ inbox_events = cast(Table, InboxEventRow.__table__)
 outbox_actions = cast(Table, OutboxActionRow.__table__)
 leases = cast(Table, LeaseRow.__table__)
 job_runs = cast(Table, JobRunRow.__table__)
+connector_state = cast(Table, ConnectorStateRow.__table__)

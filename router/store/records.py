@@ -20,6 +20,7 @@ class AuditEvent(StrEnum):
     MODEL_TRAINED = "model_trained"
     MODEL_ACTIVATED = "model_activated"
     OUTBOX_RETRIED = "outbox_retried"
+    TRANSFER = "transfer"
 
 
 class InboxStatus(StrEnum):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fakes.servicenow import FakeServiceNow
 
 from router.mapping import MappingSet, load_mappings
+from router.sandbox.servicenow import FakeServiceNow
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from connector_support import WEBHOOK_SECRET, Action, sign, webhook_request
-from fakes.jira import FakeJira
 from pydantic import SecretStr
 
 from connectors.jira import JiraConnector
@@ -15,6 +14,7 @@ from connectors.settings import JiraSettings
 from router.demo.payloads import DemoRow, to_jira_issue
 from router.intake import PermanentDeliveryError, RetryableDeliveryError, WebhookError
 from router.mapping import MappingSet
+from router.sandbox.jira import FakeJira
 
 ISSUE = to_jira_issue(DemoRow(external_id="HDFS-7", title="Balancer hangs"))
 WEBHOOK = {

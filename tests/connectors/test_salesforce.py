@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from connector_support import Action, webhook_request
-from fakes.salesforce import FakeSalesforce
 from pydantic import SecretStr
 
 from connectors.salesforce import ACK_BODY, SalesforceConnector
@@ -15,6 +14,7 @@ from connectors.settings import SalesforceSettings
 from router.demo.payloads import DemoRow, to_salesforce_case
 from router.intake import PermanentDeliveryError, RetryableDeliveryError, WebhookError
 from router.mapping import MappingSet
+from router.sandbox.salesforce import FakeSalesforce
 
 ORG_ID = "00D5g000004XxYzEAK"
 OTHER_ORG_ID = "00D000000000062EAA"

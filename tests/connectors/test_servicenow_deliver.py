@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from connector_support import Action
-from fakes.servicenow import FakeServiceNow
 from pydantic import SecretStr
 
 from connectors.servicenow import ServiceNowConnector, encoded_query_value
 from connectors.settings import ServiceNowSettings
 from router.intake import PermanentDeliveryError, RetryableDeliveryError
 from router.mapping import MappingSet
+from router.sandbox.servicenow import FakeServiceNow
 
 SYS_ID = "4f1c2e3d5a6b7c8d9e0f1a2b3c4d5e6f"
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fakes.servicenow import FakeServiceNow
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +23,7 @@ from router.intake.plugin import (
 )
 from router.mapping import MappingSet
 from router.routing import TicketRouter
+from router.sandbox.servicenow import FakeServiceNow
 from router.schemas import Ticket
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
 from router.service.worker import InboxWorker

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fakes.servicenow import FakeServiceNow
 
+from router.sandbox.servicenow import FakeServiceNow
 from router.service.metrics import ServiceMetrics
 from router.service.pipeline import MetricsRelay, apply_updates
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.servicenow import FakeServiceNow
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from router.sandbox.servicenow import FakeServiceNow
 from router.store.models import (
     decisions,
     inbox_events,

@@ -141,7 +141,7 @@ def test_unnormalizable_record_is_failed_once(
     assert good_status == "done"
 
 
-def test_later_event_of_routed_ticket_is_skipped(
+def test_update_during_pending_write_back_is_skipped(
     worker: InboxWorker, store: sessionmaker[Session]
 ) -> None:
     store_records(store, incident(1))
@@ -150,7 +150,10 @@ def test_later_event_of_routed_ticket_is_skipped(
     outcome = worker.process_batch()
     assert outcome.skipped == 1
     assert counts(store) == (1, 1)
-    assert statuses(store)[1] == ("skipped", "the ticket was routed before")
+    assert statuses(store)[1] == (
+        "skipped",
+        "a write-back of the ticket is still pending",
+    )
 
 
 def test_database_error_rolls_whole_batch_back(

@@ -9,16 +9,23 @@ sobjects/CaseComment/`, with `Authorization: Bearer <session id>`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 import trustme
 
-from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+from router.sandbox.server import (
+    FakeResponse,
+    FakeServer,
+    RecordedCall,
+    json_response,
+)
 
 _BASE = r"^/services/data/v\d+\.\d"
 _QUERY_PATH = re.compile(_BASE + r"/query/?$")
@@ -33,7 +40,27 @@ _QUERIES = {
     "comments": re.compile(
         r"^SELECT Id, CommentBody FROM CaseComment WHERE ParentId = " + _LITERAL + "$"
     ),
+    "poll": re.compile(
+        r"^SELECT (.+) FROM Case WHERE SystemModstamp >= (\S+) "
+        r"ORDER BY SystemModstamp ASC, Id ASC$"
+    ),
+    "latest": re.compile(
+        r"^SELECT Id FROM (Case|CaseComment) ORDER BY \w+ DESC LIMIT 1$"
+    ),
 }
+_MORE_PATH = re.compile(_BASE + r"/query/(01g[0-9]+)$")
+SF_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+# The id of the API user that the fake records as the author of API updates.
+API_USER_ID = "005000000000001AAA"
+
+
+def sf_time(moment: datetime) -> str:
+    """Return `moment` as the REST API writes datetimes: `...T10:22:33.000+0000`."""
+    return moment.astimezone(UTC).strftime(SF_TIME_FORMAT)[:-3] + "+0000"
+
+
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 def salesforce_error(status: int, code: str, message: str) -> FakeResponse:
@@ -66,6 +93,11 @@ class FakeSalesforce(FakeServer):
         self.queues: dict[str, str] = {}
         self.cases: dict[str, dict[str, Any]] = {}
         self.case_comments: list[dict[str, Any]] = []
+        # Records per query response; the rest follow through nextRecordsUrl.
+        self.batch_size = 2000
+        self.user_names: dict[str, str] = {}
+        self._cursors: dict[str, list[dict[str, Any]]] = {}
+        self._cursor_ids = itertools.count(1)
 
     def client_session(self) -> requests.Session:
         """Return a requests session that trusts this fake's certificate only."""
@@ -93,6 +125,9 @@ class FakeSalesforce(FakeServer):
             )
         if call.method == "GET" and _QUERY_PATH.match(call.path):
             return self._query(call.param("q") or "")
+        more = _MORE_PATH.match(call.path)
+        if call.method == "GET" and more is not None:
+            return self._page(more.group(1))
         match = _SOBJECT_PATH.match(call.path)
         if match is None:
             return salesforce_error(404, "NOT_FOUND", f"No resource {call.path}")
@@ -122,11 +157,64 @@ class FakeSalesforce(FakeServer):
                 for comment in self.case_comments
                 if comment["ParentId"] == parent
             ]
+        elif match := _QUERIES["poll"].match(soql):
+            return self._poll(match.group(1).split(", "), _moment(match.group(2)))
+        elif match := _QUERIES["latest"].match(soql):
+            rows = (
+                self.cases.values() if match.group(1) == "Case" else self.case_comments
+            )
+            records = [{"Id": row["Id"]} for row in list(rows)[-1:]]
         else:
             return salesforce_error(400, "MALFORMED_QUERY", f"unexpected SOQL: {soql}")
         return json_response(
             200, {"totalSize": len(records), "done": True, "records": records}
         )
+
+    def _poll(self, fields: list[str], since: datetime) -> FakeResponse:
+        found = sorted(
+            (
+                case
+                for case in self.cases.values()
+                if _moment(case["SystemModstamp"]) >= since
+            ),
+            key=lambda case: (_moment(case["SystemModstamp"]), case["Id"]),
+        )
+        rows = [self._select(case, fields) for case in found]
+        cursor = f"01g{next(self._cursor_ids):015d}"
+        self._cursors[cursor] = rows
+        return self._page(cursor)
+
+    def _page(self, cursor: str) -> FakeResponse:
+        rows = self._cursors.pop(cursor, None)
+        if rows is None:
+            return salesforce_error(400, "INVALID_QUERY_LOCATOR", "invalid locator")
+        page, rest = rows[: self.batch_size], rows[self.batch_size :]
+        document: dict[str, Any] = {
+            "totalSize": len(rows),
+            "done": not rest,
+            "records": page,
+        }
+        if rest:
+            following = f"01g{next(self._cursor_ids):015d}"
+            self._cursors[following] = rest
+            document["nextRecordsUrl"] = f"/services/data/v60.0/query/{following}"
+        return json_response(200, document)
+
+    def _select(self, case: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {"attributes": {"type": "Case"}}
+        queue_names = {queue_id: name for name, queue_id in self.queues.items()}
+        for field in fields:
+            if field.startswith("Owner."):
+                owner_id = str(case.get("OwnerId") or "")
+                name = queue_names.get(owner_id[:15]) or queue_names.get(owner_id)
+                owner = row.setdefault("Owner", {"attributes": {"type": "Name"}})
+                if field == "Owner.Name":
+                    owner["Name"] = name or self.user_names.get(owner_id)
+                else:
+                    owner["Type"] = "Queue" if name else "User"
+            else:
+                row[field] = case.get(field)
+        return row
 
     def _update_case(self, case_id: str, fields: dict[str, Any]) -> FakeResponse:
         case = self.cases.get(case_id)
@@ -135,6 +223,8 @@ class FakeSalesforce(FakeServer):
                 404, "NOT_FOUND", "The requested resource does not exist"
             )
         case.update(fields)
+        case["SystemModstamp"] = case["LastModifiedDate"] = sf_time(datetime.now(UTC))
+        case["LastModifiedById"] = API_USER_ID
         return FakeResponse(204)
 
     def _create_comment(self, fields: dict[str, Any]) -> FakeResponse:

@@ -16,10 +16,27 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
+from router.sandbox.server import (
+    FakeResponse,
+    FakeServer,
+    RecordedCall,
+    json_response,
+)
 
 JOURNAL_FIELDS: Final = frozenset({"work_notes", "comments"})
-_CONDITION = re.compile(r"^([a-z0-9_.]+)(LIKE|STARTSWITH|!=|=)(.*)$", re.DOTALL)
+_CONDITION = re.compile(
+    r"^([a-z0-9_.]+)(LIKE|STARTSWITH|!=|>=|<=|=|>|<)(.*)$", re.DOTALL
+)
+# Tables of a new fake. A query of any other table gets 400 "Invalid table".
+DEFAULT_TABLES: Final = (
+    "incident",
+    "incident_task",
+    "sc_req_item",
+    "sn_customerservice_case",
+    "sys_journal_field",
+    "sys_user_group",
+    "task",
+)
 _TABLE_PATH = re.compile(r"^/api/now/table/([a-z0-9_]+)(?:/([0-9a-f]{32}))?$")
 
 
@@ -52,6 +69,14 @@ def _matches(record: dict[str, Any], condition: str) -> bool:
         return actual == expected
     if operator == "!=":
         return actual != expected
+    if operator == ">":
+        return actual > expected
+    if operator == ">=":
+        return actual >= expected
+    if operator == "<":
+        return actual < expected
+    if operator == "<=":
+        return actual <= expected
     if operator == "LIKE":
         return expected.lower() in actual.lower()
     return actual.lower().startswith(expected.lower())
@@ -66,7 +91,11 @@ class FakeServiceNow(FakeServer):
         super().__init__(**kwargs)
         self.user = user
         self.password = password
-        self.tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {
+            table: {} for table in DEFAULT_TABLES
+        }
+        # Roles the API user lacks, as tables it may not read (HTTP 403).
+        self.forbidden_tables: set[str] = set()
 
     # Seeding and reading state
 
@@ -114,12 +143,26 @@ class FakeServiceNow(FakeServer):
         return service_now_error(405, "Method not Supported", call.method)
 
     def _query(self, table: str, call: RecordedCall) -> FakeResponse:
+        if table not in self.tables:
+            return service_now_error(400, f"Invalid table {table}", "")
+        if table in self.forbidden_tables:
+            return service_now_error(
+                403, "User Not Authorized", f"Read access to {table} is denied"
+            )
         conditions = (call.param("sysparm_query") or "").split("^")
         rows = [
             row
-            for row in self.tables.get(table, {}).values()
+            for row in self.tables[table].values()
             if all(_matches(row, condition) for condition in conditions)
         ]
+        # ORDERBY conditions sort in the order given; later ones break ties.
+        for condition in reversed(conditions):
+            if condition.startswith("ORDERBYDESC"):
+                field = condition.removeprefix("ORDERBYDESC")
+                rows.sort(key=lambda row: _plain(row.get(field)), reverse=True)
+            elif condition.startswith("ORDERBY"):
+                field = condition.removeprefix("ORDERBY")
+                rows.sort(key=lambda row: _plain(row.get(field)))
         offset = int(call.param("sysparm_offset") or 0)
         limit = int(call.param("sysparm_limit") or 10000)
         page = rows[offset : offset + limit]
@@ -172,4 +215,22 @@ class FakeServiceNow(FakeServer):
                 record[name] = value
         record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
         record["sys_updated_on"] = now
+        record["sys_updated_by"] = self.user
         return json_response(200, {"result": record})
+
+    def change_record(
+        self,
+        table: str,
+        sys_id: str,
+        changes: dict[str, Any],
+        *,
+        by: str,
+        at: str | None = None,
+    ) -> dict[str, Any]:
+        """Apply a change as user `by` made it in the UI; return the record."""
+        record = self.tables[table][sys_id]
+        record.update(changes)
+        record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
+        record["sys_updated_on"] = at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        record["sys_updated_by"] = by
+        return record
