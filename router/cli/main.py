@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 
 import click
 
@@ -44,6 +45,10 @@ cli.add_command(mappings)
 cli.add_command(database)
 cli.add_command(outbox)
 cli.add_command(serve)
+
+# Plugins add command groups through entry points, such as `opsroute slack`.
+for _entry_point in entry_points(group="opsroute.cli"):
+    cli.add_command(_entry_point.load(), name=_entry_point.name)
 
 
 def main() -> None:
