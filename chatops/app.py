@@ -62,8 +62,13 @@ class ChatopsApp:
         verify_requests: bool = True,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if settings.bot_token is None:
+            raise ValueError(
+                "The Slack app needs OPSROUTE_SLACK_BOT_TOKEN; set it to the bot "
+                "token (xoxb-...) of the installed app."
+            )
         self.settings = settings
-        token = settings.bot_token.get_secret_value() if settings.bot_token else None
+        token = settings.bot_token.get_secret_value()
         self.client = WebClient(token=token, base_url=settings.api_base_url)
         role_map = load_role_map(settings.roles_file)
         self.listeners = Listeners(
@@ -109,12 +114,10 @@ class ChatopsApp:
         )
 
 
-def _authorize_with(token: str | None) -> Callable[..., AuthorizeResult | None]:
+def _authorize_with(token: str) -> Callable[..., AuthorizeResult]:
     def authorize(
         enterprise_id: str | None, team_id: str | None, user_id: str | None
-    ) -> AuthorizeResult | None:
-        if token is None:
-            return None
+    ) -> AuthorizeResult:
         return AuthorizeResult(
             enterprise_id=enterprise_id,
             team_id=team_id,

@@ -184,12 +184,11 @@ class Listeners:
         def reply(text: str, **_: Any) -> None:
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
+        problem: str | None = None
         try:
             parsed = parse_command(text)
         except CommandError as error:
             parsed, problem = Command("help"), str(error)
-        else:
-            problem = None
         if parsed.name not in MENTION_COMMANDS:
             parsed, problem = Command("help"), "Use `/opsroute` to change tickets."
         work = Work(

@@ -330,7 +330,9 @@ class SlackMessageRow(Base):
 
     __tablename__ = "slack_messages"
     __table_args__ = (
-        UniqueConstraint("ticket_key", "kind", name="uq_slack_messages_ticket_key_kind"),
+        UniqueConstraint(
+            "ticket_key", "kind", name="uq_slack_messages_ticket_key_kind"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

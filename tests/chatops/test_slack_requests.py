@@ -1,4 +1,4 @@
-"""Slash commands, clicks and events sent to `/slack/events` the way Slack signs them."""
+"""Slash commands, clicks and events sent to `/slack/events`, signed as Slack signs."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import time
 
 from fakes.slack import FakeSlack
 from slack_support import (
-    REVIEW_TICKET,
+    ONCALL_MEMBER,
     RESPONDER,
+    REVIEW_TICKET,
     REVIEWER,
     ROUTED_TICKET,
     STRANGER,
     VIEWER,
-    ONCALL_MEMBER,
     SlackAppServer,
     mention_event,
     signed_headers,
