@@ -92,7 +92,8 @@ class ChatopsApp:
         )
         self.bolt = App(
             signing_secret=secret,
-            client=self.client,
+            # Bolt sets the token of each request's client from `authorize`.
+            client=WebClient(base_url=settings.api_base_url),
             authorize=_authorize_with(token),
             request_verification_enabled=verify_requests,
             process_before_response=False,
