@@ -79,3 +79,18 @@ def test_serve_rejects_bad_signature(
     response = _client(tmp_path).post("/slack/events", content=body, headers=headers)
 
     assert response.status_code == 401
+
+
+def test_dispatcher_delivers_through_notifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSROUTE_SLACK_BOT_TOKEN", BOT_TOKEN)
+    settings = ServiceSettings(
+        database_url=f"sqlite:///{tmp_path / 'serve.db'}",
+        model_cache_dir=tmp_path / "cache",
+    )
+
+    runtime = ServiceRuntime(settings)
+
+    assert ("slack", "default") in runtime.dispatcher.writable_targets()
+    assert ("slack", "default") not in runtime.connectors
