@@ -24,9 +24,11 @@ from chatops.settings import SlackSettings
 from chatops.store import find_message
 from router.intake.plugin import PermanentDeliveryError, RetryableDeliveryError
 from router.mapping import MappingSet
+from router.service.actions import review_notification_action
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
 from router.store.models import outbox_actions
 from router.store.outbox import NewOutboxAction, enqueue_actions, get_action
+from router.store.service import find_ticket, latest_decision
 
 ROUTED_KEY = f"servicenow:{ROUTED_TICKET}"
 NOW = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
@@ -344,3 +346,26 @@ class _Action:
         self.record_id = None
         self.payload = payload
         self.marker = "opsroute:notify:test:1"
+
+
+def test_review_decision_posts_to_review_channel(
+    notifier: SlackNotifier, fake_slack: FakeSlack, sessions: sessionmaker[Session]
+) -> None:
+    with sessions() as session:
+        ticket = find_ticket(session, ref=REVIEW_TICKET)
+        decision = latest_decision(session, ticket_id=ticket.id)
+    assert decision is not None
+    action = review_notification_action(
+        ticket=ticket.to_ticket(),
+        decision=decision.to_decision(),
+        decision_id=decision.id,
+    )
+    assert action is not None
+
+    outcome = _deliver(notifier, sessions, action.payload, action.marker)
+
+    assert outcome["status"] == "done"
+    (posted,) = fake_slack.method_calls("chat.postMessage")
+    assert posted["channel"] == "#opsroute-review"
+    assert "Approve HIVE" in str(posted["blocks"])
+    assert "2. HADOOP (0.59)" in str(posted["blocks"])
