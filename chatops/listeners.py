@@ -2,7 +2,8 @@
 
 Every listener is split in two. The ack function runs before Slack's three-second
 deadline and touches neither the database nor an ITSM system: it only parses the
-command text (and answers `help` and invalid input itself). The lazy function runs
+command text, and replies to `help` and to invalid input in the
+acknowledgement itself. The lazy function runs
 on Bolt's thread pool after the acknowledgement. It checks the role, claims the
 request key so that a repeat acts once, does the work in one transaction, replies
 through `response_url` and updates the ticket's messages.
@@ -89,7 +90,7 @@ class Listeners:
     # Slash command
 
     def ack_command(self, ack: Ack, command: dict[str, Any]) -> None:
-        """Answer help and invalid input in the acknowledgement, else ack empty."""
+        """Reply to help and invalid input in the acknowledgement, else ack empty."""
         try:
             parsed = parse_command(command.get("text") or "")
         except CommandError as error:

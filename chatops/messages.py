@@ -61,6 +61,7 @@ def escalation_message(
         ("Confidence", _confidence(payload.get("confidence"))),
         ("Level", _level(escalation)),
     ]
+
     text = f"Escalation: {_title_line(payload, linked=False)}"
     blocks: Blocks = [
         _section(f":rotating_light: *Escalation* {_title_line(payload, linked=True)}"),
@@ -72,11 +73,13 @@ def escalation_message(
             ],
         },
     ]
+
     context = context_lines(payload.get("context") or {}, visible_fields)
     reason = payload.get("reason")
     if reason or context:
         lines = ([f"_Why:_ {reason}"] if reason else []) + context
         blocks.append(_section("\n".join(lines)))
+
     status = _status_line(state)
     if status:
         blocks.append(_context(status))
@@ -100,6 +103,7 @@ def review_message(
         f"{index}. {item.get('group')} ({float(item.get('score', 0.0)):.2f})"
         for index, item in enumerate(candidates[:5], start=1)
     )
+
     text = f"Review: {_title_line(payload, linked=False)}"
     blocks: Blocks = [
         _section(f":mag: *Review* {_title_line(payload, linked=True)}"),
@@ -112,28 +116,39 @@ def review_message(
     context = context_lines(payload.get("context") or {}, visible_fields)
     if context:
         blocks.append(_section("\n".join(context)))
+
     status = _status_line(state)
     if status:
         blocks.append(_context(status))
     if state.get("status") != "resolved":
-        options = [str(item.get("group")) for item in candidates if item.get("group")]
-        options += [name for name in groups if name not in options]
-        elements: list[dict[str, Any]] = []
-        if suggested:
-            elements.append(
-                {
-                    "type": "button",
-                    "action_id": ACTION_REVIEW_APPROVE,
-                    "style": "primary",
-                    "text": _plain(f"Approve {suggested}"[:MAX_OPTION_TEXT]),
-                    "value": choice_value(ticket_key, suggested),
-                }
-            )
-        elements.append(
-            _group_select(ACTION_REVIEW_PICK, ticket_key, options, "Pick another group")
-        )
-        blocks.append({"type": "actions", "block_id": "review", "elements": elements})
+        blocks.append(_review_actions(ticket_key, suggested, candidates, groups))
     return text, blocks
+
+
+def _review_actions(
+    ticket_key: str,
+    suggested: str,
+    candidates: Sequence[dict[str, Any]],
+    groups: Sequence[str],
+) -> dict[str, Any]:
+    # The candidates come first in the picker, then the other groups.
+    options = [str(item.get("group")) for item in candidates if item.get("group")]
+    options += [name for name in groups if name not in options]
+    elements: list[dict[str, Any]] = []
+    if suggested:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": ACTION_REVIEW_APPROVE,
+                "style": "primary",
+                "text": _plain(f"Approve {suggested}"[:MAX_OPTION_TEXT]),
+                "value": choice_value(ticket_key, suggested),
+            }
+        )
+    elements.append(
+        _group_select(ACTION_REVIEW_PICK, ticket_key, options, "Pick another group")
+    )
+    return {"type": "actions", "block_id": "review", "elements": elements}
 
 
 def context_lines(

@@ -1,12 +1,13 @@
 """The `slack` notifier: deliver `notification` outbox actions as Slack messages.
 
-The first notification of a ticket posts a message and stores its channel and ts;
-later ones (a new level, a reassignment or resolution reported by the ITSM tool)
-update that message in place with `chat.update`. The payload follows the outbox
-contract: `notification_type`, `target`, `reason`, `ticket_key`, `title`,
-`priority`, `resolver_group`, `confidence`, `candidates`, `context`, `escalation`
-and `link`. The optional `escalation.status` and `escalation.acknowledged_by`
-are shown when the sender includes them.
+The first notification of a ticket posts a message and stores its channel and ts.
+Later ones update that message in place with `chat.update`, such as a new level,
+or a reassignment or resolution that the ITSM tool reported.
+
+The payload follows the outbox contract: `notification_type`, `target`, `reason`,
+`ticket_key`, `title`, `priority`, `resolver_group`, `confidence`, `candidates`,
+`context`, `escalation` and `link`. The optional `escalation.status` and
+`escalation.acknowledged_by` are shown when the sender includes them.
 """
 
 from __future__ import annotations

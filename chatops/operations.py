@@ -1,4 +1,4 @@
-"""What each Slack action and command does in the store.
+"""Store changes made by Slack actions and commands.
 
 Each function runs in the caller's transaction, queues the write-back to the
 ticket's own system as a `write_back` outbox action, and returns an `Outcome`: the

@@ -24,6 +24,7 @@ def explain(session: Session, *, ref: str, visible_fields: Collection[str]) -> s
         return f"{ticket.external_id} has no routing decision yet."
     decision = record.to_decision()
     chosen = decision.explanation.chosen
+
     lines = [
         f"*Why {ticket.external_id} went to {decision.resolver_group}*",
         f"Action {decision.action.value}, confidence {decision.confidence:.2f} "
@@ -36,11 +37,13 @@ def explain(session: Session, *, ref: str, visible_fields: Collection[str]) -> s
             + ", ".join(name for name, _ in strongest[:TERMS_SHOWN])
             + "."
         )
+
     runner_up = decision.explanation.runner_up
     if runner_up is not None:
         lines.append(f"Runner-up: {runner_up.group} (score {runner_up.score:.2f}).")
     if decision.explanation.notes:
         lines.append("Notes: " + "; ".join(decision.explanation.notes) + ".")
+
     context = context_lines(ticket.payload.get("context") or {}, visible_fields)
     if context:
         lines.append("Context:")

@@ -1,8 +1,8 @@
 """Measure how fast the Slack app acknowledges button clicks, with a slow ITSM.
 
 Signed Reassign clicks are sent to `/slack/events` of the Slack app on uvicorn,
-twice in one run: once while the fake ServiceNow Table API answers at once, and
-once while it answers each write after --delay seconds (2 by default). In both
+twice in one run: once while the fake ServiceNow Table API responds at once, and
+once while it responds to each write after --delay seconds (2 by default). In both
 runs the outbox dispatcher delivers the queued write-backs to that fake meanwhile,
 so the slow ITSM is busy during the clicks. The figures are the times from
 sending a click to receiving Slack's acknowledgement (HTTP 200), as p50, p99 and
@@ -82,7 +82,7 @@ class Figures:
 
 
 class DelayedServiceNow(FakeServiceNow):
-    """The fake Table API, answering each write after `delay` seconds."""
+    """The fake Table API, responding to each write after `delay` seconds."""
 
     def __init__(self, *, delay: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,7 +103,7 @@ def run(
     drain_timeout: float,
     folder: Path,
 ) -> Figures:
-    """Send `clicks` Reassign clicks while the ITSM fake answers after `delay` s."""
+    """Send `clicks` Reassign clicks while the ITSM fake responds after `delay` s."""
     mappings = load_mappings()
     engine = make_engine(f"sqlite:///{folder / f'bench-{delay:g}.db'}")
     upgrade(engine)

@@ -46,7 +46,7 @@ _EXPECTED_LAYOUT: Final = (
     "expected <system>.yaml, taxonomy.yaml, thresholds.yaml, policies/*.yaml, "
     "escalation/*.yaml or examples/*.json"
 )
-# Folders that plugins read themselves: slack/ holds the Slack app's roles and people.
+# Folders that plugins read themselves, such as slack/ with the Slack app's roles.
 PLUGIN_FOLDERS = frozenset({"slack", "__pycache__"})
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -90,7 +90,7 @@ def review_notification_action(
     """Build the notification that posts a review decision to the review queue.
 
     Returns None for an auto-routed decision. The payload follows the
-    `notification` contract; the `slack` notifier posts a `group:` target to its
+    `notification` contract. The `slack` notifier posts a `group:` target to its
     review channel, with the candidates and the approve and pick controls.
     """
     # TODO: Call this from the worker next to write_back_action, once installs

@@ -324,8 +324,8 @@ class SlackMessageRow(Base):
     """The Slack message posted for a ticket, so that later changes update it in place.
 
     `kind` is "escalation" or "review". `payload` is the notification the message
-    was last rendered from, and `state` what happened since (acknowledged by whom,
-    reassigned to which group, resolved).
+    was last rendered from, and `state` the changes since then: who acknowledged,
+    the group it was reassigned to, and whether it is resolved.
     """
 
     __tablename__ = "slack_messages"

@@ -138,7 +138,7 @@ def test_escalation_posts_message_with_buttons(
     assert "*Priority*\\nP1" in rendered
     assert "*Account tier*\\ngold" in rendered
     assert "*Confidence*\\n0.93" in rendered
-    # The channel sees only what a viewer may see.
+    # Channel members see only the fields a viewer may see.
     assert "arr" not in rendered
 
 

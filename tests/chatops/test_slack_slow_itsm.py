@@ -26,7 +26,7 @@ SYS_ID = "4f1c2e3d5a6b7c8d9e0f1a2b3c4d5e6f"
 
 
 class SlowServiceNow(FakeServiceNow):
-    """A ServiceNow fake that answers each write after a delay."""
+    """A ServiceNow fake that responds to each write after a delay."""
 
     def handle(self, call: RecordedCall) -> FakeResponse:
         if call.method in ("PUT", "PATCH"):

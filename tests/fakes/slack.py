@@ -1,6 +1,6 @@
 """A fake Slack Web API, plus the `response_url` endpoint Slack gives each request.
 
-Web API methods are served under `/api/<method>` and answer as Slack does: HTTP
+Web API methods are served under `/api/<method>` and respond as Slack does: HTTP
 200 with `{"ok": false, "error": ...}` for an application error. Replies that the
 app posts to a `response_url` (`/response/<id>`) are recorded too.
 """

@@ -1,9 +1,9 @@
 """`POST /slack/events`: hand Slack requests to the Slack app plugin.
 
 The router does not import the Slack app. The app registers a factory in the entry
-point group `opsroute.chatops` under the name `slack`; the factory is called once,
-on the first request, as `factory(session_factory=..., mappings=...)` and returns
-an object whose `async handle(request)` returns the response.
+point group `opsroute.chatops` under the name `slack`. The factory is called once,
+on the first request, as `factory(session_factory=..., mappings=...)`. It returns
+a handler whose `async handle(request)` returns the response.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _lock = threading.Lock()
 
 
 class ChatopsHandler(Protocol):
-    """What the Slack app's factory returns."""
+    """The handler that the Slack app's factory returns."""
 
     async def handle(self, request: Request) -> Response: ...
 
