@@ -245,6 +245,8 @@ def _queue_write_back(
         # The connector writes as the integration user, so the note names the person.
         note += f" (on behalf of {person.name}"
         note += f", {person.email})" if person.email else ")"
+    # NOTE: The connectors write as the integration user and do not read
+    # `on_behalf_of` yet, so the person appears in the note only.
     full = {
         **payload,
         "note": note,
