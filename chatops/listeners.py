@@ -183,6 +183,7 @@ class Listeners:
         thread_ts = event.get("thread_ts") or event.get("ts")
 
         def reply(text: str, **_: Any) -> None:
+            # Called like Bolt's `respond`, so the keyword stays `text`.
             client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
 
         problem: str | None = None
@@ -247,6 +248,13 @@ class Listeners:
                             now=now,
                         )
         except (LookupError, ValueError, EscalationEngineMissingError) as error:
+            logger.info(
+                "Slack %s on %s by %s failed: %s",
+                command.name,
+                command.ticket,
+                work.user_id,
+                error,
+            )
             _reply(respond, str(error))
             return
         except SQLAlchemyError:
