@@ -46,9 +46,9 @@ class UnknownGroupError(ValueError):
     """The group is not a resolver group of the taxonomy."""
 
     def __init__(self, group: str, groups: Sequence[str]) -> None:
-        shown = ", ".join(groups[:12]) + (", ..." if len(groups) > 12 else "")
+        listed = ", ".join(groups[:12]) + (", ..." if len(groups) > 12 else "")
         super().__init__(
-            f"Group {group!r} is not a resolver group; use one of: {shown}."
+            f"Group {group!r} is not a resolver group; use one of: {listed}."
         )
         self.group = group
 
@@ -59,9 +59,9 @@ def canonical_group(group: str, groups: Sequence[str]) -> str:
     Raises:
         UnknownGroupError: no group of that name exists.
     """
-    wanted = group.strip().lower()
+    requested = group.strip().lower()
     for name in groups:
-        if name.lower() == wanted:
+        if name.lower() == requested:
             return name
     raise UnknownGroupError(group.strip(), list(groups))
 
@@ -247,7 +247,7 @@ def _queue_write_back(
         note += f", {person.email})" if person.email else ")"
     # NOTE: The connectors write as the integration user and do not read
     # `on_behalf_of` yet, so the person appears in the note only.
-    full = {
+    write_back = {
         **payload,
         "note": note,
         "source": SOURCE,
@@ -255,7 +255,7 @@ def _queue_write_back(
     }
     table = (ticket.payload.get("raw") or {}).get("sys_class_name")
     if system == "servicenow" and isinstance(table, str) and table:
-        full["table"] = table
+        write_back["table"] = table
     (action_id,) = enqueue_actions(
         session,
         actions=[
@@ -265,7 +265,7 @@ def _queue_write_back(
                 kind=ActionKind.WRITE_BACK.value,
                 ticket_key=ticket.key,
                 record_id=ticket.record_id,
-                payload=full,
+                payload=write_back,
                 marker=marker,
                 decision_id=None,
             )
