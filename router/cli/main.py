@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 
 import click
 
@@ -48,6 +49,10 @@ cli.add_command(outbox)
 cli.add_command(serve)
 cli.add_command(connectors)
 cli.add_command(sandbox)
+
+# Plugins add command groups through entry points, such as `opsroute slack`.
+for _entry_point in entry_points(group="opsroute.cli"):
+    cli.add_command(_entry_point.load(), name=_entry_point.name)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from router.store.inbox import NewInboxEvent
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "opsroute.connectors"
+NOTIFIER_ENTRY_POINT_GROUP: Final = "opsroute.notifiers"
 DEFAULT_INSTANCE: Final = "default"
 
 
@@ -322,4 +323,30 @@ def load_connectors(
             ENTRY_POINT_GROUP,
         )
     logger.info("Loaded connectors %s", sorted(loaded))
+    return loaded
+
+
+def load_notifiers(
+    *, session_factory: object, mappings: MappingSet | None = None
+) -> dict[tuple[str, str], Any]:
+    """Build one notifier per entry point of the `opsroute.notifiers` group.
+
+    Each entry point names a factory called as `factory(instance="default",
+    mappings=..., session_factory=...)`. A notifier has a connector's `system`,
+    `instance`, `can_write()`, `missing_settings()`, `webhook_secret_setting()`
+    and `deliver(action)`, and delivers the `notification` actions whose system is
+    the entry point's name.
+
+    Returns:
+        (name, "default") -> notifier.
+    """
+    loaded: dict[tuple[str, str], Any] = {}
+    for entry_point in entry_points(group=NOTIFIER_ENTRY_POINT_GROUP):
+        factory = entry_point.load()
+        loaded[(entry_point.name, DEFAULT_INSTANCE)] = factory(
+            instance=DEFAULT_INSTANCE,
+            mappings=mappings,
+            session_factory=session_factory,
+        )
+    logger.info("Loaded notifiers %s", sorted(loaded))
     return loaded

@@ -46,6 +46,8 @@ _EXPECTED_LAYOUT: Final = (
     "expected <system>.yaml, taxonomy.yaml, thresholds.yaml, policies/*.yaml, "
     "escalation/*.yaml or examples/*.json"
 )
+# Folders that plugins read themselves, such as slack/ with the Slack app's roles.
+PLUGIN_FOLDERS = frozenset({"slack", "__pycache__"})
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -198,6 +200,8 @@ def _group_names(taxonomy: Taxonomy | None, data: dict[str, Any]) -> list[str] |
 
 def _load_folder(folder: Traversable, collector: _Collector) -> None:
     kind = folder.name
+    if kind in PLUGIN_FOLDERS:
+        return
     if kind not in ("policies", "escalation", "examples"):
         collector.report(collector.display(kind), f"unknown folder; {_EXPECTED_LAYOUT}")
         return

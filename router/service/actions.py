@@ -23,7 +23,6 @@ def write_back_action(
     The payload has the connector's fields (`group`, `reason`, and `table` for
     ServiceNow when the record names one) and a `note` with the explanation.
     """
-    # TODO: Queue a review notification once the Slack app consumes the outbox.
     if decision.action is not DecisionAction.AUTO_ROUTE:
         return None
     payload: dict[str, object] = {
@@ -78,3 +77,50 @@ def explanation_note(decision: Decision) -> str:
 def _terms(terms: dict[str, float]) -> str:
     strongest = sorted(terms.items(), key=lambda item: -abs(item[1]))[:NOTE_TERMS]
     return ", ".join(name for name, _ in strongest)
+
+
+def review_notification_action(
+    *,
+    ticket: Ticket,
+    decision: Decision,
+    decision_id: int,
+    notifier: str = "slack",
+    target: str = "group:reviewers",
+) -> NewOutboxAction | None:
+    """Build the notification that posts a review decision to the review queue.
+
+    Returns None for an auto-routed decision. The payload follows the
+    `notification` contract. The `slack` notifier posts a `group:` target to its
+    review channel, with the candidates and the approve and pick controls.
+    """
+    # TODO: Call this from the worker next to write_back_action, once installs
+    # without a notifier no longer keep such actions pending for ever.
+    if decision.action is DecisionAction.AUTO_ROUTE:
+        return None
+    payload: dict[str, object] = {
+        "notification_type": "review",
+        "target": target,
+        "reason": reason_line(decision),
+        "ticket_key": ticket.key,
+        "title": ticket.title,
+        "priority": ticket.priority,
+        "resolver_group": decision.resolver_group,
+        "confidence": round(decision.confidence, 4),
+        "candidates": [
+            {"group": candidate.group, "score": round(candidate.probability, 4)}
+            for candidate in decision.candidates
+        ],
+        "context": dict(ticket.context),
+        "escalation": None,
+        "link": None,
+    }
+    return NewOutboxAction(
+        system=notifier,
+        instance="default",
+        kind=ActionKind.NOTIFICATION.value,
+        ticket_key=ticket.key,
+        record_id=ticket.record_id,
+        payload=payload,
+        marker=f"opsroute:notify:{decision_id}:review",
+        decision_id=decision_id,
+    )

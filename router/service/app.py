@@ -13,6 +13,7 @@ from router.service.runtime import ServiceRuntime
 from router.service.settings import ServiceSettings
 from router.service.views.health import healthz, readyz
 from router.service.views.metrics import metrics
+from router.service.views.slack import receive_slack_event
 from router.service.views.webhooks import receive_webhook
 
 
@@ -54,4 +55,5 @@ def create_app(
     app.add_route("/metrics", metrics, methods=["GET"])
     app.add_route("/webhooks/{system}", receive_webhook, methods=["POST"])
     app.add_route("/webhooks/{system}/{instance}", receive_webhook, methods=["POST"])
+    app.add_route("/slack/events", receive_slack_event, methods=["POST"])
     return app

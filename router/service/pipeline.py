@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from router.classification.registry import load_model
-from router.intake.plugin import load_connectors
+from router.intake.plugin import load_connectors, load_notifiers
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
@@ -299,7 +299,11 @@ def run_pipeline(
     )
     dispatcher = OutboxDispatcher(
         session_factory=session_factory,
-        connectors=connectors,
+        # Notifiers deliver `notification` actions alongside the connectors.
+        connectors={
+            **load_notifiers(session_factory=session_factory, mappings=mappings),
+            **connectors,
+        },
         worker_id=worker_id,
         backoff=BackoffPolicy(
             base_seconds=settings.dispatch_backoff_base_seconds,

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from router.intake.plugin import Connector, load_connectors
+from router.intake.plugin import Connector, load_connectors, load_notifiers
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
 from router.service.bootstrap import Bootstrap, StartupState
@@ -144,7 +144,13 @@ class ServiceRuntime:
         )
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,
-            connectors=self.connectors,
+            # Notifiers deliver `notification` actions alongside the connectors.
+            connectors={
+                **load_notifiers(
+                    session_factory=self.session_factory, mappings=self.mappings
+                ),
+                **self.connectors,
+            },
             worker_id=settings.replica_id,
             backoff=BackoffPolicy(
                 base_seconds=settings.dispatch_backoff_base_seconds,

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects import sqlite
@@ -344,6 +345,45 @@ class ConnectorStateRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class SlackMessageRow(Base):
+    """The Slack message posted for a ticket, so that later changes update it in place.
+
+    `kind` is "escalation" or "review". `payload` is the notification the message
+    was last rendered from, and `state` the changes since then: who acknowledged,
+    the group it was reassigned to, and whether it is resolved.
+    """
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint(
+            "ticket_key", "kind", name="uq_slack_messages_ticket_key_kind"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlackRequestRow(Base):
+    """A Slack request already acted on, keyed so that a repeat is recognized.
+
+    Keys are the event id of an Events API delivery, or the user, message and
+    action of a button click, or the user, channel and text of a command.
+    """
+
+    __tablename__ = "slack_requests"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 tickets = cast(Table, TicketRow.__table__)
 decisions = cast(Table, DecisionRow.__table__)
 review_items = cast(Table, ReviewItemRow.__table__)
@@ -354,3 +394,5 @@ outbox_actions = cast(Table, OutboxActionRow.__table__)
 leases = cast(Table, LeaseRow.__table__)
 job_runs = cast(Table, JobRunRow.__table__)
 connector_state = cast(Table, ConnectorStateRow.__table__)
+slack_messages = cast(Table, SlackMessageRow.__table__)
+slack_requests = cast(Table, SlackRequestRow.__table__)

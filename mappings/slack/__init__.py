@@ -1,0 +1,1 @@
+"""Role and people mapping files of the Slack app."""
