@@ -74,6 +74,9 @@ class Bootstrap:
         self.state = state
         self._on_migrated = on_migrated
         self._on_model = on_model
+        # Set once start-up found the migrations current; the runtime's probe
+        # checks them again from then on.
+        self.migrated = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: multiprocessing.process.BaseProcess | None = None
@@ -134,6 +137,7 @@ class Bootstrap:
             return False
         self.state.migrations_current = True
         self.state.migrations_detail = "current"
+        self.migrated = True
         return True
 
     def _obtain_model(self) -> bool:
