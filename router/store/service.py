@@ -152,6 +152,7 @@ def append_audit(
     inputs: Mapping[str, Any] | None = None,
     versions: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> int:
     """Append one audit row and return its id.
 
@@ -163,6 +164,8 @@ def append_audit(
         inputs: what the action was based on.
         versions: model and policy versions in force, as {"model": ..., "policy": ...}.
         details: the outcome.
+        at: when the event happened, for events replayed or simulated on their own
+            clock; None records the current time. It must be timezone-aware.
     """
     if not event:
         raise ValueError("Audit event is empty; pass a name such as 'decision'.")
@@ -171,7 +174,7 @@ def append_audit(
     return session.execute(
         insert(audit_log).returning(audit_log.c.id),
         {
-            "at": datetime.now(UTC),
+            "at": datetime.now(UTC) if at is None else at,
             "event": str(event),
             "ticket_key": ticket_key,
             "actor": actor,
