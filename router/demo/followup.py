@@ -4,8 +4,9 @@ The bundled tickets have no history of their own, so the demo writes the follow-
 that a help desk would produce, as audit rows with their simulated time, actor
 `demo:simulated-agent` and `simulated: true` in their details:
 
-- The replayed tickets arrive evenly over the `ARRIVAL_WEEKS` weeks before the run
-  and are decided on arrival.
+- The replayed tickets arrive evenly over `ARRIVAL_WEEKS` weeks that end
+  `LAST_ARRIVAL_BEFORE_RUN` before the run, and are decided on arrival. Every
+  follow-up ends within 26 hours of arrival, so all simulated times are past.
 - An auto-routed ticket that the model sent to its true group is resolved by that
   group after the ticket's work time.
 - An auto-routed ticket sent to a wrong group is transferred to the true group after
@@ -36,13 +37,14 @@ from router.store.models import audit_log
 
 ACTOR = "demo:simulated-agent"
 ARRIVAL_WEEKS = 12
+LAST_ARRIVAL_BEFORE_RUN = timedelta(days=2)
 SLA_TARGET_HOURS = {1: 4, 2: 8, 3: 24, 4: 72, 5: 120}
 DEFAULT_SLA_HOURS = 24
 
 
 def arrival_times(count: int, *, run_started: datetime) -> list[datetime]:
     """Spread `count` arrivals evenly over the weeks before the run."""
-    start = run_started - timedelta(weeks=ARRIVAL_WEEKS)
+    start = run_started - LAST_ARRIVAL_BEFORE_RUN - timedelta(weeks=ARRIVAL_WEEKS)
     step = timedelta(weeks=ARRIVAL_WEEKS) / max(count, 1)
     return [start + index * step for index in range(count)]
 

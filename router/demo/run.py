@@ -139,7 +139,9 @@ def _replay(
                         )
                     ]
                     routed = hooks.guard(session, routed)
-                    decision_ids = save_decisions(session, items=routed)
+                    decision_ids = save_decisions(
+                        session, items=routed, audit_at_decision_time=True
+                    )
                     hooks.record_shadow(session, routed, decision_ids)
                     truth = [batch[offset].label for offset, _ in records]
                     record_follow_up(session, items=routed, true_groups=truth)

@@ -34,6 +34,7 @@ def save_decisions(
     items: Sequence[tuple[Ticket, Decision]],
     actor: str = "opsroute",
     input_fields: Sequence[str] = MODEL_INPUT_FIELDS,
+    audit_at_decision_time: bool = False,
 ) -> list[int]:
     """Store a batch of routed tickets with their decisions, review items and audit.
 
@@ -48,6 +49,8 @@ def save_decisions(
             last pair wins for the ticket row and the review item.
         actor: who decided, as recorded in the audit log.
         input_fields: Ticket fields recorded as the model's inputs.
+        audit_at_decision_time: record the audit rows at each decision's
+            `decided_at` instead of now, for replays on a simulated clock.
 
     Returns:
         The ids of the stored decisions, in the order of `items`.
@@ -80,6 +83,7 @@ def save_decisions(
         actor=actor,
         input_fields=input_fields,
         now=now,
+        at_decision_time=audit_at_decision_time,
     )
     logger.debug(
         "Saved %d decisions for %d tickets, %d review items",
