@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from router.analytics.notify import queue_drift_summary
 from router.service.scheduler import LeasedScheduler
 from router.service.transactions import write_transaction
 from router.store.leases import prune_job_runs
@@ -18,6 +19,10 @@ logger = logging.getLogger(__name__)
 QUEUE_REPORT_JOB = "queue-report"
 PRUNE_JOB = "job-runs-prune"
 PRUNE_INTERVAL_SECONDS = 3600.0
+DRIFT_JOB = "drift-review"
+# NOTE: Slots are aligned to the Unix epoch, so "monthly" is every 30 days and not
+# on a calendar date.
+DRIFT_INTERVAL_SECONDS = 30 * 24 * 3600.0
 # Job runs are kept this long, which is plenty to audit a handover.
 JOB_RUN_RETENTION = timedelta(days=1)
 
@@ -25,7 +30,7 @@ JOB_RUN_RETENTION = timedelta(days=1)
 def register_default_jobs(
     scheduler: LeasedScheduler, *, runtime: ServiceRuntime
 ) -> None:
-    """Register the queue report and the pruning of old job runs."""
+    """Register the queue report, the pruning of old job runs and the drift review."""
     scheduler.add_job(
         QUEUE_REPORT_JOB,
         lambda: report_queues(runtime),
@@ -35,6 +40,11 @@ def register_default_jobs(
         PRUNE_JOB,
         lambda: prune_old_job_runs(runtime),
         interval_seconds=PRUNE_INTERVAL_SECONDS,
+    )
+    scheduler.add_job(
+        DRIFT_JOB,
+        lambda: review_drift_monthly(runtime),
+        interval_seconds=DRIFT_INTERVAL_SECONDS,
     )
 
 
@@ -58,3 +68,9 @@ def prune_old_job_runs(runtime: ServiceRuntime) -> None:
     with write_transaction(runtime.session_factory) as session:
         deleted = prune_job_runs(session, before=before)
     logger.info("Pruned %d job runs older than %s", deleted, before.isoformat())
+
+
+def review_drift_monthly(runtime: ServiceRuntime) -> None:
+    """Run the drift review and queue its summary for the notifier."""
+    with write_transaction(runtime.session_factory) as session:
+        queue_drift_summary(session, now=datetime.now(UTC))
