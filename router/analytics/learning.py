@@ -102,7 +102,7 @@ class LearningHooks:
         self._lock = threading.Lock()
         # Keyed by database URL, so processes (and tests) that use several databases
         # never mix their models.
-        self._shadows: dict[str, tuple[float, TicketRouter | None]] = {}
+        self._shadows: dict[tuple[str, str], tuple[float, TicketRouter | None]] = {}
         self._guards: dict[tuple[str, str], tuple[float, NewQueueGuard]] = {}
 
     def guard(
@@ -126,29 +126,41 @@ class LearningHooks:
         pairs: Sequence[tuple[Ticket, Decision]],
         decision_ids: Sequence[int],
     ) -> int:
-        """Store the shadow model's decisions for the pairs, if one is stored."""
-        router = self._shadow_router(session)
-        if router is None or not pairs:
+        """Store the shadow model's decisions for the pairs, if one is stored.
+
+        The shadow model must be of the same dataset as the model that decided.
+        """
+        if not pairs:
+            return 0
+        router = self._shadow_router(session, live_version=pairs[0][1].model_version)
+        if router is None:
             return 0
         return record_shadow_decisions(
             session, router=router, pairs=pairs, decision_ids=decision_ids
         )
 
-    def _shadow_router(self, session: Session) -> TicketRouter | None:
-        database = _database(session)
+    def _shadow_router(
+        self, session: Session, *, live_version: str
+    ) -> TicketRouter | None:
+        key = (_database(session), live_version)
         now = time.monotonic()
         with self._lock:
-            checked, router = self._shadows.get(database, (float("-inf"), None))
+            checked, router = self._shadows.get(key, (float("-inf"), None))
             if now - checked < self._refresh_seconds:
                 return router
-            info = find_shadow_model(session)
-            if info is None:
+            datasets = [
+                info.dataset
+                for info in list_models(session)
+                if info.version == live_version
+            ]
+            info = find_shadow_model(session, dataset=datasets[0]) if datasets else None
+            if info is None or info.version == live_version:
                 router = None
             elif router is None or router.model.version != info.version:
                 # NOTE: The first load of a shadow model reads its artefact inside the
                 # caller's transaction, which on SQLite holds the write lock meanwhile.
                 router = self._load(session, info.version)
-            self._shadows[database] = (now, router)
+            self._shadows[key] = (now, router)
             return router
 
     def _load(self, session: Session, version: str) -> TicketRouter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -50,7 +51,7 @@ def queue_drift_summary(
         if report.drifted
         else "Routing drift: nothing moved beyond its limit"
     )
-    payload = {
+    payload: dict[str, Any] = {
         "notification_type": "drift",
         "target": DRIFT_TARGET,
         "reason": "; ".join(report.flags) or "monthly drift review",

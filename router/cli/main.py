@@ -11,7 +11,7 @@ from router import __version__
 from router.cli.database import database
 from router.cli.demo import demo
 from router.cli.mappings import mappings
-from router.cli.models import evaluate, train
+from router.cli.models import evaluate, model_group, train
 from router.cli.outbox import outbox
 from router.cli.report import report
 from router.cli.serve import serve
@@ -46,6 +46,7 @@ cli.add_command(database)
 cli.add_command(outbox)
 cli.add_command(serve)
 cli.add_command(report)
+cli.add_command(model_group)
 
 
 def main() -> None:
