@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .support import DEMO_TICKETS, CliInvoker, DemoDatabase
+from sqlalchemy import func, select
+
+from router.store import load_model_record, make_engine, save_model, session_factory
+from router.store.models import shadow_decisions
+
+from .support import DEMO_ARGUMENTS, DEMO_TICKETS, CliInvoker, DemoDatabase
 
 ISSUE_KEYS = (
     "first_touch_accuracy",
@@ -86,3 +91,56 @@ def test_drift_runs_on_demo_data(
     assert data["recent"]["tickets"] + data["reference"]["tickets"] == DEMO_TICKETS
     assert data["simulated"] is True
     assert isinstance(data["flags"], list)
+
+
+def test_demo_rerun_adds_no_follow_up(
+    demo_database: DemoDatabase, run_cli: CliInvoker
+) -> None:
+    before = json.loads(
+        run_cli(["report", "--format", "json"], demo_database.env).stdout
+    )
+
+    rerun = run_cli(DEMO_ARGUMENTS, demo_database.env)
+    after = json.loads(
+        run_cli(["report", "--format", "json"], demo_database.env).stdout
+    )
+
+    assert rerun.exit_code == 0, rerun.output
+    assert after["counts"] == before["counts"]
+    assert after["tickets"] == DEMO_TICKETS
+
+
+def test_demo_records_shadow_decisions(
+    demo_database: DemoDatabase, run_cli: CliInvoker
+) -> None:
+    engine = make_engine(demo_database.url)
+    try:
+        with session_factory(engine).begin() as session:
+            record = load_model_record(session)
+            save_model(
+                session,
+                version="shadow-copy",
+                kind=record.kind,
+                dataset=record.dataset,
+                label_set=record.label_set,
+                metrics={},
+                params={},
+                data_hash="shadow-copy",
+                artefact=record.artefact,
+                activate=None,
+            )
+    finally:
+        engine.dispose()
+
+    result = run_cli(DEMO_ARGUMENTS, demo_database.env)
+    engine = make_engine(demo_database.url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(
+                select(func.count()).select_from(shadow_decisions)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+
+    assert result.exit_code == 0, result.output
+    assert stored == DEMO_TICKETS
