@@ -179,7 +179,8 @@ class NewQueueGuard:
         terms: dict[str, frozenset[str]] = {}
         for queue, documents in words_by_queue.items():
             frequency = Counter(word for words in documents for word in words)
-            needed = max(1.0, QUEUE_TERM_SHARE * len(documents))
+            # A term must repeat across a queue's tickets once it has two or more.
+            needed = max(min(2, len(documents)), QUEUE_TERM_SHARE * len(documents))
             terms[queue] = frozenset(
                 word
                 for word, count in frequency.items()
