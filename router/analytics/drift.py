@@ -4,7 +4,7 @@ Distribution shifts are measured with the population stability index,
 PSI = sum((recent - reference) * ln(recent / reference)) over the bins' shares,
 with each share floored at `PSI_FLOOR` so an empty bin does not divide by zero.
 A common rule of thumb reads PSI below 0.1 as stable and above 0.25 as a large
-shift; the default limit of 0.2 sits between them.
+shift. The default limit of 0.2 sits between them.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from router.store.models import audit_log, decisions, tickets
 
-# Audit events that say what happened to a ticket after it was decided.
+# Audit events that record what happened to a ticket after it was decided.
 FOLLOW_UP_EVENTS = (
     "override",
     "review_resolved",

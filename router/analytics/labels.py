@@ -103,10 +103,10 @@ def collect_labels(session: Session) -> list[StoredLabel]:
 
 def _ticket_payloads(session: Session, *, keys: Collection[str]) -> dict[str, Ticket]:
     found: dict[str, Ticket] = {}
-    wanted = list(keys)
+    requested = list(keys)
     # Chunks keep the IN list below SQLite's limit of bound parameters.
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for start in range(0, len(requested), 500):
+        chunk = requested[start : start + 500]
         for row in session.execute(
             select(tickets.c.key, tickets.c.payload).where(tickets.c.key.in_(chunk))
         ):

@@ -44,7 +44,7 @@ class Escalation:
 
 @dataclass
 class TicketFacts:
-    """What one ticket's history says, ready to aggregate."""
+    """The facts one ticket's history records, ready to aggregate."""
 
     key: str
     source_system: str
@@ -77,6 +77,7 @@ def ticket_facts(history: TicketHistory) -> TicketFacts:
     assignments: list[tuple[datetime, str]] = []
     if first.action == AUTO_ROUTE:
         assignments.append((arrival, first.resolver_group))
+
     owner: str | None = None
     transfers = breaches = breaches_moved = reviews = agreeing = 0
     escalations: dict[str, Escalation] = {}
@@ -99,6 +100,7 @@ def ticket_facts(history: TicketHistory) -> TicketFacts:
             breaches_moved += bool(details.get("caused_by_reassignment"))
         elif event.event.startswith("escalation_"):
             _track_escalation(event.event, event.at, details, escalations, closed)
+
     assignments.sort(key=lambda item: item[0])
     return TicketFacts(
         key=history.key,
@@ -174,8 +176,10 @@ def summarize(facts: Sequence[TicketFacts]) -> dict[str, Any]:
     judged = [f for f in facts if f.first_group is not None and f.owner is not None]
     assigned = [f for f in facts if f.first_group is not None]
     owner_times = [f.seconds_to_owner for f in facts if f.seconds_to_owner is not None]
+
     breaches = sum(f.sla_breaches for f in facts)
     breaches_moved = sum(f.sla_breaches_from_reassignment for f in facts)
+
     escalations = [e for f in facts for e in f.escalations]
     cycles = [
         (e.resolved_at - e.started_at).total_seconds()
@@ -194,6 +198,7 @@ def summarize(facts: Sequence[TicketFacts]) -> dict[str, Any]:
     ]
     reviews = sum(f.reviews for f in facts)
     correct = sum(f.first_group == f.owner for f in judged)
+
     return {
         "tickets": len(facts),
         "first_touch_accuracy": _ratio(correct, len(judged)),

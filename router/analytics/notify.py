@@ -19,7 +19,8 @@ from router.store.records import ActionKind
 
 logger = logging.getLogger(__name__)
 
-# The notifier `log` writes the summary to the service log; instance per contract.
+# The notifier `log` writes the summary to the service log. Notifiers have one
+# instance, named `default`.
 DRIFT_NOTIFIER = "log"
 DRIFT_INSTANCE = "default"
 # NOTE: The target is fixed until notification routing has its own settings.

@@ -45,13 +45,13 @@ def choose_thresholds(
         ]
         result = GroupThreshold(group, None, None, 0, len(rows))
         for threshold in THRESHOLD_GRID:
-            kept = [right for score, right in rows if score >= threshold]
-            if len(kept) < min_predictions:
+            routed = [right for score, right in rows if score >= threshold]
+            if len(routed) < min_predictions:
                 break
-            precision = sum(kept) / len(kept)
+            precision = sum(routed) / len(routed)
             if precision >= target:
                 result = GroupThreshold(
-                    group, threshold, round(precision, 4), len(kept), len(rows)
+                    group, threshold, round(precision, 4), len(routed), len(rows)
                 )
                 break
         chosen.append(result)

@@ -60,7 +60,7 @@ def write_thresholds(
     """Choose per-group thresholds on the held-out examples and write the file.
 
     Groups that the taxonomy does not list are left out, because the mapping loader
-    rejects them; groups where no threshold reaches the target keep the default.
+    rejects them. Groups where no threshold reaches the target keep the default.
 
     Returns:
         What was written and what was left out, as JSON-ready data.
@@ -172,7 +172,7 @@ def list_command(as_json: bool) -> None:
 def promote(version: str) -> None:
     """Make the shadow (or any stored) model VERSION the active one.
 
-    Refused when the model's held-out auto-route precision is below
+    Rejected when the model's held-out auto-route precision is below
     target_auto_route_precision in thresholds.yaml. The model it replaces becomes
     previous, so `opsroute model rollback` returns to it.
     """

@@ -333,7 +333,7 @@ job_runs = cast(Table, JobRunRow.__table__)
 
 
 class ShadowDecisionRow(Base):
-    """What a shadow model would have decided for a ticket; nothing acts on it."""
+    """A shadow model's decision for a ticket, stored but never acted on."""
 
     __tablename__ = "shadow_decisions"
     __table_args__ = (

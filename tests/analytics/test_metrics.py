@@ -32,9 +32,9 @@ def history(session: Session) -> Session:
     - B: auto-routed to Access, transferred to Hardware after 1 h, resolved there.
     - C: sent to review, a reviewer picks Hardware at 3 h against the suggestion
       Access, resolved by Hardware.
-    - D: auto-routed to Access, transferred twice (Storage, then Access), never
-      resolved; one escalation acknowledged after 10 min and resolved after 1 h,
-      one escalation downgraded.
+    - D: auto-routed to Access, transferred twice (Storage, then Access), and
+      never resolved. One escalation is acknowledged after 10 min and resolved
+      after 1 h, and another is downgraded.
     """
     a = decide(session, "A-1", "Storage", intent="storage_quota")
     b = decide(session, "B-1", "Access", system="servicenow")

@@ -75,44 +75,47 @@ def _two_models(
     renamed = tmp_path / "again" / "tickets.csv"
     renamed.parent.mkdir()
     shutil.copy(second, renamed)
-    one = _train(run_cli, env, first)["model_version"]
-    two = _train(run_cli, env, renamed)["model_version"]
-    return one, two
+    first_version = _train(run_cli, env, first)["model_version"]
+    second_version = _train(run_cli, env, renamed)["model_version"]
+    return first_version, second_version
 
 
 def test_first_model_active_later_shadow(
     run_cli: CliInvoker, env: Environment, tmp_path: Path
 ) -> None:
-    one, two = _two_models(run_cli, env, tmp_path)
+    first_version, second_version = _two_models(run_cli, env, tmp_path)
 
-    assert _states(run_cli, env) == {one: "active", two: "shadow"}
+    assert _states(run_cli, env) == {first_version: "active", second_version: "shadow"}
 
 
 def test_promote_makes_shadow_active(
     run_cli: CliInvoker, lenient_env: Environment, tmp_path: Path
 ) -> None:
     env = lenient_env
-    one, two = _two_models(run_cli, env, tmp_path)
+    first_version, second_version = _two_models(run_cli, env, tmp_path)
 
-    result = run_cli(["model", "promote", two], env)
+    result = run_cli(["model", "promote", second_version], env)
 
     assert result.exit_code == 0, result.output
-    assert f"Promoted {two}" in result.stdout
-    assert _states(run_cli, env) == {one: "previous", two: "active"}
+    assert f"Promoted {second_version}" in result.stdout
+    assert _states(run_cli, env) == {
+        first_version: "previous",
+        second_version: "active",
+    }
 
 
 def test_rollback_returns_to_previous(
     run_cli: CliInvoker, lenient_env: Environment, tmp_path: Path
 ) -> None:
     env = lenient_env
-    one, two = _two_models(run_cli, env, tmp_path)
-    run_cli(["model", "promote", two], env)
+    first_version, second_version = _two_models(run_cli, env, tmp_path)
+    run_cli(["model", "promote", second_version], env)
 
     result = run_cli(["model", "rollback"], env)
 
     assert result.exit_code == 0, result.output
-    assert f"Rolled back to {one}." in result.stdout
-    assert _states(run_cli, env) == {one: "active", two: "retired"}
+    assert f"Rolled back to {first_version}." in result.stdout
+    assert _states(run_cli, env) == {first_version: "active", second_version: "retired"}
 
 
 def test_rollback_without_previous_fails(
@@ -173,7 +176,7 @@ def test_new_queue_is_reported_and_held(
     report = json.loads(run_cli(["report", "--format", "json"], env).stdout)
     trained = _train(run_cli, env, csv_file, "--from-store")
     vpn = Ticket(source_system="jira", external_id="NET-1", title="vpn gateway drops")
-    held = _guarded_action(database_url, vpn, model_version=old)
+    before_promotion = _guarded_action(database_url, vpn, model_version=old)
     promoted = run_cli(["model", "promote", trained["model_version"]], env)
     after = _guarded_action(database_url, vpn, model_version=trained["model_version"])
 
@@ -182,7 +185,7 @@ def test_new_queue_is_reported_and_held(
     assert trained["store_labels"]["sources"] == {"review_resolved": 24}
     assert trained["state"] == "shadow"
     assert "Network" in trained["groups"]
-    assert held is DecisionAction.FORCED_REVIEW
+    assert before_promotion is DecisionAction.FORCED_REVIEW
     assert promoted.exit_code == 0, promoted.output
     assert "['Network']" in promoted.stdout
     assert after is DecisionAction.AUTO_ROUTE
