@@ -5,6 +5,11 @@ PSI = sum((recent - reference) * ln(recent / reference)) over the bins' shares,
 with each share floored at `PSI_FLOOR` so an empty bin does not divide by zero.
 A common rule of thumb reads PSI below 0.1 as stable and above 0.25 as a large
 shift. The default limit of 0.2 sits between them.
+
+Small windows show a PSI above zero from sampling alone. For counts n1 and n2 over
+k bins, n1 * n2 / (n1 + n2) * PSI is approximately chi-square with k - 1 degrees of
+freedom when nothing shifted, so the expected noise is (k - 1) * (1/n1 + 1/n2). A
+measure is flagged when its PSI minus that noise exceeds the limit.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ class DriftReport:
     label_psi: float | None
     vocabulary_psi: float | None
     confidence_psi: float | None
+    # Expected PSI from sampling alone, keyed label, vocabulary and confidence.
+    psi_noise: dict[str, float | None]
     transfer_rate: dict[str, float | None]
     group_precision: dict[str, dict[str, float | int | None]]
     limits: DriftLimits
@@ -93,6 +100,7 @@ class DriftReport:
             "label_psi": self.label_psi,
             "vocabulary_psi": self.vocabulary_psi,
             "confidence_psi": self.confidence_psi,
+            "psi_noise": self.psi_noise,
             "transfer_rate": self.transfer_rate,
             "group_precision": self.group_precision,
             "limits": asdict(self.limits),
@@ -113,13 +121,25 @@ class DriftReport:
             lines.append(
                 "  NOTE: the follow-up events were simulated by opsroute demo."
             )
-        for name, value, limit in (
-            ("label mix PSI", self.label_psi, self.limits.label_psi),
-            ("vocabulary PSI", self.vocabulary_psi, self.limits.vocabulary_psi),
-            ("confidence PSI", self.confidence_psi, self.limits.confidence_psi),
+        for name, key, value, limit in (
+            ("label mix PSI", "label", self.label_psi, self.limits.label_psi),
+            (
+                "vocabulary PSI",
+                "vocabulary",
+                self.vocabulary_psi,
+                self.limits.vocabulary_psi,
+            ),
+            (
+                "confidence PSI",
+                "confidence",
+                self.confidence_psi,
+                self.limits.confidence_psi,
+            ),
         ):
             shown = "n/a" if value is None else f"{value:.4f}"
-            lines.append(f"  {name:<24} {shown:>8} (limit {limit})")
+            noise = self.psi_noise[key]
+            expected = "" if noise is None else f", sampling noise {noise:.4f}"
+            lines.append(f"  {name:<24} {shown:>8} (limit {limit}{expected})")
         before, after = self.transfer_rate["reference"], self.transfer_rate["recent"]
         lines.append(
             f"  {'transfer rate':<24} {_share(before):>8} -> {_share(after)} "
@@ -178,20 +198,28 @@ def compare_windows(
     """Compare two sets of ticket histories."""
     reference_facts = [ticket_facts(history) for history in reference]
     recent_facts = [ticket_facts(history) for history in recent]
+    label = _categorical_shift(
+        [h.first.resolver_group for h in reference],
+        [h.first.resolver_group for h in recent],
+    )
+    vocabulary = _vocabulary_shift(reference, recent)
+    confidence = _confidence_shift(
+        [h.first.confidence for h in reference],
+        [h.first.confidence for h in recent],
+    )
     report = DriftReport(
         windows=windows,
         reference_tickets=len(reference),
         recent_tickets=len(recent),
         simulated=is_simulated(reference) or is_simulated(recent),
-        label_psi=_categorical_psi(
-            [h.first.resolver_group for h in reference],
-            [h.first.resolver_group for h in recent],
-        ),
-        vocabulary_psi=_vocabulary_psi(reference, recent),
-        confidence_psi=_confidence_psi(
-            [h.first.confidence for h in reference],
-            [h.first.confidence for h in recent],
-        ),
+        label_psi=label[0],
+        vocabulary_psi=vocabulary[0],
+        confidence_psi=confidence[0],
+        psi_noise={
+            "label": label[1],
+            "vocabulary": vocabulary[1],
+            "confidence": confidence[1],
+        },
         transfer_rate={
             "reference": _transfer_rate(reference_facts),
             "recent": _transfer_rate(recent_facts),
@@ -208,13 +236,27 @@ def compare_windows(
 def _flags(report: DriftReport) -> list[str]:
     limits = report.limits
     flags = []
-    for name, value, limit in (
-        ("label mix", report.label_psi, limits.label_psi),
-        ("input vocabulary", report.vocabulary_psi, limits.vocabulary_psi),
-        ("confidence distribution", report.confidence_psi, limits.confidence_psi),
+    for name, key, value, limit in (
+        ("label mix", "label", report.label_psi, limits.label_psi),
+        (
+            "input vocabulary",
+            "vocabulary",
+            report.vocabulary_psi,
+            limits.vocabulary_psi,
+        ),
+        (
+            "confidence distribution",
+            "confidence",
+            report.confidence_psi,
+            limits.confidence_psi,
+        ),
     ):
-        if value is not None and value > limit:
-            flags.append(f"{name} shifted: PSI {value:.4f} is above {limit}")
+        noise = report.psi_noise[key] or 0.0
+        if value is not None and value - noise > limit:
+            flags.append(
+                f"{name} shifted: PSI {value:.4f} is above {limit} "
+                f"plus the sampling noise {noise:.4f}"
+            )
     before = report.transfer_rate["reference"]
     after = report.transfer_rate["recent"]
     if before is not None and after is not None:
@@ -243,43 +285,44 @@ def psi(reference: Sequence[float], recent: Sequence[float]) -> float:
     return round(total, 4)
 
 
-def _shares(counts: Counter[str], keys: Sequence[str]) -> list[float]:
-    total = sum(counts.values()) or 1
-    return [counts[key] / total for key in keys]
+Shift = tuple[float | None, float | None]
 
 
-def _categorical_psi(reference: Iterable[str], recent: Iterable[str]) -> float | None:
+def _shift(before: Counter[str], after: Counter[str], keys: Sequence[str]) -> Shift:
+    # Returns the PSI and the PSI expected from sampling alone.
+    total_before, total_after = sum(before.values()), sum(after.values())
+    if not total_before or not total_after:
+        return None, None
+    value = psi(
+        [before[key] / total_before for key in keys],
+        [after[key] / total_after for key in keys],
+    )
+    used = sum(1 for key in keys if before[key] or after[key])
+    noise = max(used - 1, 0) * (1 / total_before + 1 / total_after)
+    return value, round(noise, 4)
+
+
+def _categorical_shift(reference: Iterable[str], recent: Iterable[str]) -> Shift:
     before, after = Counter(reference), Counter(recent)
-    if not before or not after:
-        return None
-    keys = sorted(set(before) | set(after))
-    return psi(_shares(before, keys), _shares(after, keys))
+    return _shift(before, after, sorted(set(before) | set(after)))
 
 
-def _vocabulary_psi(
+def _vocabulary_shift(
     reference: Sequence[TicketHistory], recent: Sequence[TicketHistory]
-) -> float | None:
+) -> Shift:
     before = Counter(w for h in reference for w in _WORD.findall(h.title.lower()))
     after = Counter(w for h in recent for w in _WORD.findall(h.title.lower()))
-    if not before or not after:
-        return None
     terms = [term for term, _ in before.most_common(VOCABULARY_TERMS)]
-    other = "\0other"
-    keys = [*terms, other]
     kept = set(terms)
+    other = "\0other"
     before_binned = Counter({t: before[t] for t in terms})
     before_binned[other] = sum(n for t, n in before.items() if t not in kept)
     after_binned = Counter({t: after[t] for t in terms})
     after_binned[other] = sum(n for t, n in after.items() if t not in kept)
-    return psi(_shares(before_binned, keys), _shares(after_binned, keys))
+    return _shift(before_binned, after_binned, [*terms, other])
 
 
-def _confidence_psi(
-    reference: Sequence[float], recent: Sequence[float]
-) -> float | None:
-    if not reference or not recent:
-        return None
-
+def _confidence_shift(reference: Sequence[float], recent: Sequence[float]) -> Shift:
     def binned(values: Sequence[float]) -> Counter[str]:
         return Counter(
             str(min(int(value * CONFIDENCE_BINS), CONFIDENCE_BINS - 1))
@@ -287,7 +330,7 @@ def _confidence_psi(
         )
 
     keys = [str(index) for index in range(CONFIDENCE_BINS)]
-    return psi(_shares(binned(reference), keys), _shares(binned(recent), keys))
+    return _shift(binned(reference), binned(recent), keys)
 
 
 def _transfer_rate(facts: Sequence[TicketFacts]) -> float | None:
