@@ -219,4 +219,5 @@ def _confusion(table: dict[str, dict[str, int]]) -> str:
                 f'height="{cell - 1}" fill="rgba({colour},{shade:.2f})">'
                 f"<title>{escape(first)} to {escape(owner)}: {count}</title></rect>"
             )
-    return _svg(content, width=size, height=size)
+    # The last column label leans right, past the grid, so the width has room for it.
+    return _svg(content, width=size + 70, height=size)
