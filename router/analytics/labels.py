@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +38,8 @@ QUEUE_TERM_SHARE = 0.5
 QUEUE_TERM_MATCHES = 2
 # Words in more than this share of the known groups' tickets are no queue terms.
 COMMON_TERM_SHARE = 0.1
+# Known groups' tickets read to find those common words; a sample is enough.
+COMMON_TERM_SAMPLE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,40 @@ class StoredLabel:
     example: Example
 
 
-def collect_labels(session: Session) -> list[StoredLabel]:
-    """Return one label per stored ticket that has any, ordered by ticket key."""
+def collect_labels(
+    session: Session, *, keep: Callable[[str, str], bool] | None = None
+) -> list[StoredLabel]:
+    """Return one label per stored ticket that has any, ordered by ticket key.
+
+    Args:
+        keep: a filter called with each ticket key and label. Labels it rejects
+            are dropped before the tickets' text is read.
+    """
+    chosen = label_rows(session)
+    if keep is not None:
+        chosen = {k: v for k, v in chosen.items() if keep(k, v[0])}
+    if not chosen:
+        return []
+    payloads = _ticket_payloads(session, keys=chosen)
+    labels = []
+    for key in sorted(chosen):
+        if key not in payloads:
+            continue
+        group, source, at = chosen[key]
+        labels.append(
+            StoredLabel(
+                ticket_key=key,
+                label=group,
+                source=source,
+                at=at,
+                example=_example(payloads[key], label=group),
+            )
+        )
+    return labels
+
+
+def label_rows(session: Session) -> dict[str, tuple[str, str, datetime]]:
+    """Return each labelled ticket's key with its label, source event and time."""
     query = (
         select(
             audit_log.c.ticket_key,
@@ -81,24 +115,7 @@ def collect_labels(session: Session) -> list[StoredLabel]:
     chosen: dict[str, tuple[str, str, datetime]] = dict(human)
     for key, (group, at) in resolved.items():
         chosen[key] = (group, RESOLVED, at)
-    if not chosen:
-        return []
-    payloads = _ticket_payloads(session, keys=chosen)
-    labels = []
-    for key in sorted(chosen):
-        if key not in payloads:
-            continue
-        group, source, at = chosen[key]
-        labels.append(
-            StoredLabel(
-                ticket_key=key,
-                label=group,
-                source=source,
-                at=at,
-                example=_example(payloads[key], label=group),
-            )
-        )
-    return labels
+    return chosen
 
 
 def _ticket_payloads(session: Session, *, keys: Collection[str]) -> dict[str, Ticket]:

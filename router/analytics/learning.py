@@ -16,7 +16,12 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from router.analytics.labels import NewQueueGuard, collect_labels
+from router.analytics.labels import (
+    COMMON_TERM_SAMPLE,
+    NewQueueGuard,
+    collect_labels,
+    label_rows,
+)
 from router.classification.registry import load_model
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
@@ -78,7 +83,21 @@ def build_guard(session: Session, *, model_version: str) -> NewQueueGuard:
             known = set(info.label_set)
     if not known:
         return NewQueueGuard({})
-    return NewQueueGuard.from_labels(collect_labels(session), known=known)
+    # NOTE: This reads every label event in the audit log, a cost that grows with the
+    # store; the hooks repeat it at most every REFRESH_SECONDS.
+    rows = label_rows(session)
+    if all(group in known for group, _, _ in rows.values()):
+        return NewQueueGuard({})
+    # Every ticket of a new group, and a sample of the others for the common words.
+    sample = set(
+        sorted(key for key, (group, _, _) in rows.items() if group in known)[
+            :COMMON_TERM_SAMPLE
+        ]
+    )
+    labels = collect_labels(
+        session, keep=lambda key, group: group not in known or key in sample
+    )
+    return NewQueueGuard.from_labels(labels, known=known)
 
 
 class LearningHooks:
