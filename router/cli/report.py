@@ -46,7 +46,8 @@ def _write(text: str, output: Path | None) -> None:
 @click.option(
     "--since",
     metavar="DATE",
-    help="Count only tickets first decided at or after this ISO date (UTC if no zone).",
+    help="Count only tickets first decided at or after this ISO date; UTC when it "
+    "has no time zone.",
 )
 @click.option(
     "--format",
@@ -54,7 +55,7 @@ def _write(text: str, output: Path | None) -> None:
     type=click.Choice(["text", "html", "json"]),
     default="text",
     show_default=True,
-    help="text tables, one self-contained HTML page, or one JSON object.",
+    help="Text tables, one self-contained HTML page, or one JSON object.",
 )
 @click.option(
     "--output",
@@ -104,35 +105,35 @@ def report(
 )
 @click.option(
     "--label-psi",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=DEFAULTS.label_psi,
     show_default=True,
     help="Limit of the PSI of the predicted groups' mix.",
 )
 @click.option(
     "--vocabulary-psi",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=DEFAULTS.vocabulary_psi,
     show_default=True,
     help="Limit of the PSI of the title vocabulary.",
 )
 @click.option(
     "--confidence-psi",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=DEFAULTS.confidence_psi,
     show_default=True,
     help="Limit of the PSI of the confidence.",
 )
 @click.option(
     "--precision-drop",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=DEFAULTS.precision_drop,
     show_default=True,
     help="Largest allowed fall of a group's auto-route precision (share).",
 )
 @click.option(
     "--transfer-rise",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=DEFAULTS.transfer_rate_rise,
     show_default=True,
     help="Largest allowed rise of the share of tickets transferred.",
