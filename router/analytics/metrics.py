@@ -3,7 +3,8 @@
 Definitions, per ticket:
 
 - The first assignment is the earliest of: the router's auto-route, a reviewer's
-  choice (`review_resolved`), a person's `override`, a `transfer`.
+  choice (`review_resolved`), a person's `override`, a `transfer`. Only transfers
+  after the first assignment count as transfers.
 - The owner is the group of the last `ticket_resolved` event. Tickets without one
   count for neither first-touch accuracy nor time to owner.
 - Time to owner runs from the first decision to the assignment that handed the
@@ -91,8 +92,10 @@ def ticket_facts(history: TicketHistory) -> TicketFacts:
             reviews += 1
             agreeing += not details.get("overridden", False)
         elif event.event == "transfer" and details.get("to_group"):
+            # A group set on a ticket that had none yet is its first assignment, not
+            # a transfer away from a wrong group.
+            transfers += bool(assignments)
             assignments.append((event.at, str(details["to_group"])))
-            transfers += 1
         elif event.event == "ticket_resolved" and details.get("group"):
             owner = str(details["group"])
         elif event.event == "sla_breached":

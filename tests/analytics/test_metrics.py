@@ -193,3 +193,26 @@ def test_simulated_rows_mark_report(session: Session) -> None:
 
     assert report["simulated"] is True
     assert "simulated" in report["note"]
+
+
+def test_first_group_set_is_no_transfer(session: Session) -> None:
+    key = decide(session, "R-1", "Access", action=DecisionAction.REVIEW)
+    event(
+        session,
+        key,
+        "transfer",
+        START + hours(1),
+        from_group=None,
+        to_group="Storage",
+        by="person",
+        source="servicenow",
+    )
+    event(session, key, "ticket_resolved", START + hours(2), group="Storage")
+    session.commit()
+
+    report = build_report(session)
+
+    assert report["counts"]["transfers"] == 0
+    assert report["transfers_per_ticket"] == 0.0
+    assert report["first_touch_accuracy"] == 1.0
+    assert report["time_to_owner_p50_seconds"] == 3600.0
