@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.analytics.notify import queue_drift_summary
 from router.intake.plugin import PollingConnector
 from router.service.logs import describe_error
 from router.service.polling import ConnectorPoller
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 QUEUE_REPORT_JOB = "queue-report"
 PRUNE_JOB = "job-runs-prune"
 PRUNE_INTERVAL_SECONDS = 3600.0
+DRIFT_JOB = "drift-review"
+# NOTE: Slots are aligned to the Unix epoch, so "monthly" is every 30 days and not
+# on a calendar date.
+DRIFT_INTERVAL_SECONDS = 30 * 24 * 3600.0
 # Job runs are kept this long, which is plenty to audit a handover.
 JOB_RUN_RETENTION = timedelta(days=1)
 
@@ -32,7 +37,7 @@ JOB_RUN_RETENTION = timedelta(days=1)
 def register_default_jobs(
     scheduler: LeasedScheduler, *, runtime: ServiceRuntime
 ) -> None:
-    """Register the queue report, the pruning of old job runs and the polls."""
+    """Register the queue report, job-run pruning, the drift review and the polls."""
     scheduler.add_job(
         QUEUE_REPORT_JOB,
         lambda: report_queues(runtime),
@@ -42,6 +47,11 @@ def register_default_jobs(
         PRUNE_JOB,
         lambda: prune_old_job_runs(runtime),
         interval_seconds=PRUNE_INTERVAL_SECONDS,
+    )
+    scheduler.add_job(
+        DRIFT_JOB,
+        lambda: review_drift_monthly(runtime),
+        interval_seconds=DRIFT_INTERVAL_SECONDS,
     )
     register_poll_jobs(scheduler, runtime=runtime)
 
@@ -124,3 +134,9 @@ def prune_old_job_runs(runtime: ServiceRuntime) -> None:
     with write_transaction(runtime.session_factory) as session:
         deleted = prune_job_runs(session, before=before)
     logger.info("Pruned %d job runs older than %s", deleted, before.isoformat())
+
+
+def review_drift_monthly(runtime: ServiceRuntime) -> None:
+    """Run the drift review and queue its summary for the notifier."""
+    with write_transaction(runtime.session_factory) as session:
+        queue_drift_summary(session, now=datetime.now(UTC))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from router.analytics.learning import service_hooks
 from router.schemas import Decision, Ticket
 from router.service.actions import write_back_action
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
@@ -109,7 +110,9 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
     routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
     pairs = [_pair(plan) for plan in routed]
     if pairs:
+        pairs = service_hooks.guard(session, pairs)
         decision_ids = save_decisions(session, items=pairs)
+        service_hooks.record_shadow(session, pairs, decision_ids)
         actions: list[NewOutboxAction] = []
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True

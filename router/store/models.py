@@ -210,6 +210,8 @@ class ModelRow(Base):
     artefact: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean)
+    # active, shadow, previous or retired; `active` is true exactly in state active.
+    state: Mapped[str] = mapped_column(String(20), server_default="retired")
 
 
 class AuditLogRow(Base):
@@ -396,3 +398,29 @@ job_runs = cast(Table, JobRunRow.__table__)
 connector_state = cast(Table, ConnectorStateRow.__table__)
 slack_messages = cast(Table, SlackMessageRow.__table__)
 slack_requests = cast(Table, SlackRequestRow.__table__)
+
+
+class ShadowDecisionRow(Base):
+    """A shadow model's decision for a ticket, stored but never acted on."""
+
+    __tablename__ = "shadow_decisions"
+    __table_args__ = (
+        Index(
+            "ix_shadow_decisions_model_version_decided_at",
+            "model_version",
+            "decided_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The live decision made for the same ticket at the same time.
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    model_version: Mapped[str] = mapped_column(String(100))
+    resolver_group: Mapped[str] = mapped_column(String(255))
+    confidence: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(20))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+shadow_decisions = cast(Table, ShadowDecisionRow.__table__)
