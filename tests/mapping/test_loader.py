@@ -425,17 +425,20 @@ def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
     (mapping_copy / "policies").mkdir()
     (mapping_copy / "policies" / "default.yaml").write_text(
         'version: "2024-01"\n'
-        "rules:\n  - when: {intent: security}\n    action: review\n",
+        "rules:\n  - id: security-review\n"
+        "    when: {all: [{field: intent, equals: security}]}\n"
+        "    then: {review: true}\n",
         encoding="utf-8",
     )
     (mapping_copy / "escalation").mkdir()
     (mapping_copy / "escalation" / "p1.yaml").write_text(
-        'version: "1"\nlevels:\n  - after_minutes: 15\n    notify: on-call\n',
+        'version: "1"\nlevels:\n  - targets: ["on_call:platform"]\n'
+        "    ack_timeout_minutes: 15\n",
         encoding="utf-8",
     )
     loaded = load_mappings(mapping_copy)
     assert loaded.policies["default"].version == "2024-01"
-    assert loaded.escalations["p1"].levels[0]["notify"] == "on-call"
+    assert loaded.escalations["p1"].levels[0].targets == ["on_call:platform"]
 
 
 def test_policy_without_version_reported(mapping_copy: Path) -> None:
@@ -451,7 +454,9 @@ def test_policy_without_version_reported(mapping_copy: Path) -> None:
 def test_unquoted_policy_version_reported(mapping_copy: Path) -> None:
     (mapping_copy / "escalation").mkdir()
     (mapping_copy / "escalation" / "p1.yaml").write_text(
-        "version: 1\n", encoding="utf-8"
+        "version: 1\nlevels:\n  - targets: [channel:#ops]\n"
+        "    ack_timeout_minutes: 5\n",
+        encoding="utf-8",
     )
     problem = _only(validate_mappings(mapping_copy), "mappings/escalation/p1.yaml")
     assert problem.value == 1
