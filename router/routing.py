@@ -125,7 +125,7 @@ class TicketRouter:
             thresholds=self.mappings.thresholds,
             known_groups=self.known_groups,
             force_review_intents=self.force_review_intents,
-            routed_by=outcome.rules_fired[-1] if outcome.route_to else None,
+            routed_by=outcome.route_rule,
         )
         verdict = apply_outcome(verdict, outcome, unknown_fields=outcome.unknown_fields)
         explanation.intent_matches = intent_matches

@@ -13,6 +13,7 @@ from router.cli.demo import demo
 from router.cli.mappings import mappings
 from router.cli.models import evaluate, train
 from router.cli.outbox import outbox
+from router.cli.policy import policy
 from router.cli.serve import serve
 from router.cli.tickets import review, why
 
@@ -44,6 +45,7 @@ cli.add_command(mappings)
 cli.add_command(database)
 cli.add_command(outbox)
 cli.add_command(serve)
+cli.add_command(policy)
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ class PolicyOutcome:
     rules_fired: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     route_to: str | None = None
+    # The rule whose `route_to` won.
+    route_rule: str | None = None
     review: bool = False
     workflows: list[str] = field(default_factory=list)
     regulated: list[str] = field(default_factory=list)
@@ -81,6 +83,7 @@ def _apply(
     effects = rule.then
     if effects.route_to is not None:
         outcome.route_to = effects.route_to
+        outcome.route_rule = rule.id
     if effects.review:
         outcome.review = True
     if effects.workflow is not None:
@@ -162,13 +165,30 @@ def _test(condition: Condition, facts: TicketFacts, why: list[str]) -> bool:
     raw: Any = getattr(condition, "in_" if name == "in" else name)
     expected = raw
     if isinstance(raw, FieldRef):
-        expected = facts.value(raw.field)
+        expected = _reference_value(raw, facts)
         if isinstance(expected, Unknown):
             return False
     held = _compare(name, value, expected, facts)
     if held:
         why.append(_describe(condition, name, value, raw, expected, facts))
     return held
+
+
+def _reference_value(ref: FieldRef, facts: TicketFacts) -> Any:
+    value = facts.value(ref.field)
+    if not ref.plus and not ref.minus:
+        return value
+    terms = [(1, value)] + [(1, facts.value(path)) for path in ref.plus]
+    terms += [(-1, facts.value(path)) for path in ref.minus]
+    total = 0.0
+    for sign, term in terms:
+        if isinstance(term, Unknown):
+            return term
+        try:
+            total += sign * float(term)
+        except (TypeError, ValueError):
+            return None
+    return total
 
 
 def _describe(
@@ -182,7 +202,10 @@ def _describe(
     path = condition.field
     left = path if path == "text" else f"{path} {facts.show(path, value)}"
     if isinstance(raw, FieldRef):
-        right = f"{raw.field} {facts.show(raw.field, expected)}"
+        named = " + ".join([raw.field, *raw.plus])
+        if raw.minus:
+            named += " - " + " - ".join(raw.minus)
+        right = f"{named} {facts.show(raw.field, expected)}"
     else:
         right = repr(expected)
     return f"{left} {name.replace('_', ' ')} {right}"

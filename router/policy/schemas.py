@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 # A notification target: the kind of recipient, a colon, then its name or address.
+# `account_manager:` may leave the address out, so that it comes from the context.
 Target = Annotated[
     str,
-    StringConstraints(pattern=r"^(channel|user|group|account_manager|on_call):.+$"),
+    StringConstraints(
+        pattern=r"^((channel|user|group|on_call):.+|account_manager:.*)$"
+    ),
 ]
 
 COMPARISONS = (
@@ -38,11 +48,22 @@ _ATTRIBUTES = {"in": "in_"}
 
 
 class FieldRef(BaseModel):
-    """A comparison value read from another field of the ticket, as `{field: path}`."""
+    """A comparison value read from other fields, as `{field: path, minus: path}`.
+
+    `plus` and `minus` add or subtract further numeric fields, so that a rule
+    can compare requested seats with `bought - in use`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     field: NonEmpty
+    plus: list[NonEmpty] = Field(default_factory=list)
+    minus: list[NonEmpty] = Field(default_factory=list)
+
+    @field_validator("plus", "minus", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class Condition(BaseModel):
