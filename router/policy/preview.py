@@ -79,13 +79,8 @@ def preview_ticket(
             force_review_intents=frozenset(mappings.thresholds.force_review_intents),
             routed_by=outcome.route_rule,
         )
-        verdict_action, notes, threshold = (
-            verdict.action,
-            verdict.notes,
-            verdict.threshold,
-        )
     final = apply_outcome(
-        Verdict(verdict_action, threshold, notes),
+        verdict,
         outcome,
         unknown_fields=outcome.unknown_fields,
     )

@@ -44,8 +44,12 @@ def test_shipped_tree_validates_clean(shipped_dir: Path) -> None:
 def test_shipped_tree_loads_every_kind(mapping_set: MappingSet) -> None:
     assert sorted(mapping_set.systems) == ["jira", "salesforce", "servicenow"]
     assert sorted(mapping_set.examples) == [
+        "billing-dispute",
         "jira_issue",
+        "production-degradation",
+        "provisioning-failure",
         "salesforce_case",
+        "seat-overage-access",
         "servicenow_incident",
     ]
     assert mapping_set.thresholds.default == 0.9
@@ -160,7 +164,7 @@ def test_duplicate_group_name_reported(edit_yaml: EditYaml, mapping_copy: Path) 
 
     edit_yaml("taxonomy.yaml", duplicate)
     problem = _only(validate_mappings(mapping_copy), "mappings/taxonomy.yaml")
-    assert problem.key_path == "resolver_groups[31].name"
+    assert problem.key_path == "resolver_groups[35].name"
     assert "duplicate group" in problem.message
 
 
@@ -422,7 +426,7 @@ def test_file_that_is_a_list_reported(mapping_copy: Path) -> None:
 
 
 def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
-    (mapping_copy / "policies").mkdir()
+    (mapping_copy / "policies").mkdir(exist_ok=True)
     (mapping_copy / "policies" / "default.yaml").write_text(
         'version: "2024-01"\n'
         "rules:\n  - id: security-review\n"
@@ -430,7 +434,7 @@ def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
         "    then: {review: true}\n",
         encoding="utf-8",
     )
-    (mapping_copy / "escalation").mkdir()
+    (mapping_copy / "escalation").mkdir(exist_ok=True)
     (mapping_copy / "escalation" / "p1.yaml").write_text(
         'version: "1"\nlevels:\n  - targets: ["on_call:platform"]\n'
         "    ack_timeout_minutes: 15\n",
@@ -442,7 +446,7 @@ def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
 
 
 def test_policy_without_version_reported(mapping_copy: Path) -> None:
-    (mapping_copy / "policies").mkdir()
+    (mapping_copy / "policies").mkdir(exist_ok=True)
     (mapping_copy / "policies" / "default.yaml").write_text(
         "rules: []\n", encoding="utf-8"
     )
@@ -452,7 +456,7 @@ def test_policy_without_version_reported(mapping_copy: Path) -> None:
 
 
 def test_unquoted_policy_version_reported(mapping_copy: Path) -> None:
-    (mapping_copy / "escalation").mkdir()
+    (mapping_copy / "escalation").mkdir(exist_ok=True)
     (mapping_copy / "escalation" / "p1.yaml").write_text(
         "version: 1\nlevels:\n  - targets: [channel:#ops]\n"
         "    ack_timeout_minutes: 5\n",
