@@ -1,10 +1,24 @@
-"""Outbox actions the worker queues for a decision."""
+"""Outbox actions and stored effects the worker queues for a decision."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from router.escalation.messages import (
+    TicketSummary,
+    notification_action,
+    notification_marker,
+)
+from router.escalation.notifiers import NotifierSettings
+from router.escalation.service import start_escalation
 from router.schemas import Decision, DecisionAction, Ticket
+from router.store.models import policy_outcomes
 from router.store.outbox import NewOutboxAction
 from router.store.records import ActionKind, InboxEvent
+from router.store.service import append_audit
 
 # Terms named in a write-back note, per side of the explanation.
 NOTE_TERMS = 3
@@ -23,7 +37,6 @@ def write_back_action(
     The payload has the connector's fields (`group`, `reason`, and `table` for
     ServiceNow when the record names one) and a `note` with the explanation.
     """
-    # TODO: Queue a review notification once the Slack app consumes the outbox.
     if decision.action is not DecisionAction.AUTO_ROUTE:
         return None
     payload: dict[str, object] = {
@@ -78,3 +91,143 @@ def explanation_note(decision: Decision) -> str:
 def _terms(terms: dict[str, float]) -> str:
     strongest = sorted(terms.items(), key=lambda item: -abs(item[1]))[:NOTE_TERMS]
     return ", ".join(name for name, _ in strongest)
+
+
+def task_marker(decision_id: int, task_type: str) -> str:
+    """Return the marker of a decision's task, which the connector looks for."""
+    return f"opsroute:task:{decision_id}:{task_type}"
+
+
+def decision_actions(
+    *,
+    event: InboxEvent,
+    ticket: Ticket,
+    decision: Decision,
+    decision_id: int,
+    settings: NotifierSettings | None = None,
+) -> list[NewOutboxAction]:
+    """Build every action of a decision: write-back, tasks and notifications.
+
+    Tasks go to the ticket's own system, linked to its record. Notifications go
+    to the configured notifier, and a review decision also notifies the review
+    target (`OPSROUTE_REVIEW_TARGET`).
+    """
+    settings = settings or NotifierSettings()
+    actions: list[NewOutboxAction] = []
+    write_back = write_back_action(
+        event=event, ticket=ticket, decision=decision, decision_id=decision_id
+    )
+    if write_back is not None:
+        actions.append(write_back)
+    record_id = ticket.record_id or event.record_key
+    for task in decision.tasks:
+        actions.append(
+            NewOutboxAction(
+                system=event.system,
+                instance=event.instance,
+                kind=ActionKind.TASK.value,
+                ticket_key=ticket.key,
+                record_id=record_id,
+                payload={
+                    "task_type": task.type,
+                    "title": task.title,
+                    "description": task.description,
+                    "assignee": task.assignee,
+                    "parent_record_id": record_id,
+                },
+                marker=task_marker(decision_id, task.type),
+                decision_id=decision_id,
+            )
+        )
+    actions.extend(_notifications(ticket, decision, decision_id, settings))
+    return actions
+
+
+def _notifications(
+    ticket: Ticket, decision: Decision, decision_id: int, settings: NotifierSettings
+) -> list[NewOutboxAction]:
+    candidates = [
+        {"group": item.group, "score": round(item.probability, 4)}
+        for item in decision.candidates
+    ]
+
+    def summary(context: dict[str, object]) -> TicketSummary:
+        return TicketSummary(
+            ticket_key=ticket.key,
+            title=ticket.title,
+            priority=decision.priority or ticket.priority,
+            resolver_group=decision.resolver_group,
+            confidence=round(decision.confidence, 4),
+            candidates=candidates,
+            context=context,
+        )
+
+    actions = [
+        notification_action(
+            notification_type="info",
+            target=item.target,
+            reason=item.reason,
+            ticket=summary(item.context),
+            marker=notification_marker(str(decision_id), number),
+            decision_id=decision_id,
+            settings=settings,
+        )
+        for number, item in enumerate(decision.notifications, start=1)
+    ]
+    if decision.action is not DecisionAction.AUTO_ROUTE:
+        actions.append(
+            notification_action(
+                notification_type="review",
+                target=settings.review_target,
+                reason="; ".join(decision.explanation.notes) or "needs a review",
+                ticket=summary({}),
+                marker=notification_marker(str(decision_id), 0),
+                decision_id=decision_id,
+                settings=settings,
+            )
+        )
+    return actions
+
+
+def record_decision_effects(
+    session: Session,
+    *,
+    ticket: Ticket,
+    decision: Decision,
+    decision_id: int,
+    now: datetime,
+) -> None:
+    """Store the policy outcome, audit the enricher calls and start the escalation."""
+    session.execute(
+        insert(policy_outcomes),
+        {
+            "decision_id": decision_id,
+            "ticket_key": ticket.key,
+            "rules_fired": list(decision.rules_fired),
+            "tasks": [task.model_dump(mode="json") for task in decision.tasks],
+            "notifications": [
+                {"target": item.target, "reason": item.reason}
+                for item in decision.notifications
+            ],
+            "escalation": decision.escalation,
+            "priority": decision.priority,
+            "unknown_fields": list(decision.unknown_fields),
+        },
+    )
+    for call in decision.enrichment:
+        append_audit(
+            session,
+            event="enrichment",
+            ticket_key=ticket.key,
+            actor="opsroute",
+            details=call.model_dump(mode="json", exclude_none=True),
+        )
+    if decision.escalation is not None:
+        start_escalation(
+            session,
+            ticket_key=ticket.key,
+            policy=decision.escalation,
+            now=now,
+            reason=f"policy rules {', '.join(decision.rules_fired)}",
+            priority=decision.priority,
+        )

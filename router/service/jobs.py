@@ -6,6 +6,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from router.escalation.settings import EscalationSettings
+from router.escalation.timers import run_timers
 from router.service.scheduler import LeasedScheduler
 from router.service.transactions import write_transaction
 from router.store.leases import prune_job_runs
@@ -18,6 +20,7 @@ logger = logging.getLogger(__name__)
 QUEUE_REPORT_JOB = "queue-report"
 PRUNE_JOB = "job-runs-prune"
 PRUNE_INTERVAL_SECONDS = 3600.0
+ESCALATION_JOB = "escalation-timers"
 # Job runs are kept this long, which is plenty to audit a handover.
 JOB_RUN_RETENTION = timedelta(days=1)
 
@@ -35,6 +38,11 @@ def register_default_jobs(
         PRUNE_JOB,
         lambda: prune_old_job_runs(runtime),
         interval_seconds=PRUNE_INTERVAL_SECONDS,
+    )
+    scheduler.add_job(
+        ESCALATION_JOB,
+        lambda: run_escalation_timers(runtime),
+        interval_seconds=EscalationSettings().escalation_tick_seconds,
     )
 
 
@@ -58,3 +66,9 @@ def prune_old_job_runs(runtime: ServiceRuntime) -> None:
     with write_transaction(runtime.session_factory) as session:
         deleted = prune_job_runs(session, before=before)
     logger.info("Pruned %d job runs older than %s", deleted, before.isoformat())
+
+
+def run_escalation_timers(runtime: ServiceRuntime) -> None:
+    """Fire the due escalation timers and record SLA breaches, in one transaction."""
+    with write_transaction(runtime.session_factory) as session:
+        run_timers(session, now=datetime.now(UTC))

@@ -20,6 +20,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.escalation.notifiers import deliverers
+from router.escalation.records import use_mappings
 from router.intake.plugin import Connector, load_connectors
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
@@ -119,9 +121,10 @@ class ServiceRuntime:
             metrics=self.metrics,
             intake_busy=self.writer.busy,
         )
+        use_mappings(self.mappings)
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,
-            connectors=self.connectors,
+            connectors=deliverers(self.connectors),
             worker_id=settings.replica_id,
             backoff=BackoffPolicy(
                 base_seconds=settings.dispatch_backoff_base_seconds,

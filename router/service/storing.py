@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from router.schemas import Decision, Ticket
-from router.service.actions import write_back_action
+from router.service.actions import decision_actions, record_decision_effects
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
 from router.store.outbox import NewOutboxAction, enqueue_actions
@@ -109,14 +109,21 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True
         ):
-            action = write_back_action(
-                event=plan.event,
+            record_decision_effects(
+                session,
                 ticket=ticket,
                 decision=decision,
                 decision_id=decision_id,
+                now=decision.decided_at,
             )
-            if action is not None:
-                actions.append(action)
+            actions.extend(
+                decision_actions(
+                    event=plan.event,
+                    ticket=ticket,
+                    decision=decision,
+                    decision_id=decision_id,
+                )
+            )
         if actions:
             applied.action_ids = enqueue_actions(session, actions=actions)
         changed += mark_inbox_done(session, ids=[plan.event.id for plan in routed])

@@ -119,7 +119,14 @@ def test_review_decision_queues_no_writeback(
     worker = make_worker(store, small_model, strict)
     store_records(store, incident(1))
     worker.process_batch()
-    assert counts(store) == (1, 0)
+    with store() as session:
+        kinds = session.execute(
+            select(outbox_actions.c.kind, outbox_actions.c.payload)
+        ).all()
+    assert counts(store) == (1, 1)
+    assert [kind for kind, _ in kinds] == ["notification"]
+    assert kinds[0].payload["notification_type"] == "review"
+    assert kinds[0].payload["target"] == "channel:#opsroute-review"
     assert statuses(store) == [("done", None)]
 
 
