@@ -1,7 +1,8 @@
 """A fake Jira REST API v2: issues, their updates and their comments.
 
-It implements `GET` and `PUT /rest/api/2/issue/<id or key>` and `GET` and `POST
-/rest/api/2/issue/<id or key>/comment`, with Basic authentication. Each issue's
+It implements `GET` and `PUT /rest/api/2/issue/<id or key>`, `GET` and `POST
+/rest/api/2/issue/<id or key>/comment`, and `POST /rest/api/2/issue` (which adds a
+created sub-task to its parent's `subtasks`), with Basic authentication. Each issue's
 `self` URL is built from the request's Host header, as the jira client sends
 updates to that URL.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from fakes.server import FakeResponse, FakeServer, RecordedCall, json_response
 
 _ISSUE_PATH = re.compile(r"^/rest/api/(?:2|latest)/issue/([^/]+)(/comment)?$")
+_CREATE_PATH = re.compile(r"^/rest/api/(?:2|latest)/issue/?$")
 
 
 def jira_error(status: int, message: str) -> FakeResponse:
@@ -53,6 +55,8 @@ class FakeJira(FakeServer):
         """Return the response to one REST request."""
         if call.basic_auth() != (self.user, self.token):
             return jira_error(401, "You are not authenticated.")
+        if call.method == "POST" and _CREATE_PATH.match(call.path):
+            return self._create(call)
         match = _ISSUE_PATH.match(call.path)
         if match is None:
             return jira_error(404, f"No endpoint {call.path}")
@@ -72,6 +76,37 @@ class FakeJira(FakeServer):
         if call.method == "PUT":
             return self._update(issue, call)
         return jira_error(405, f"Method {call.method} is not allowed.")
+
+    def _create(self, call: RecordedCall) -> FakeResponse:
+        fields = json.loads(call.body)["fields"]
+        project = fields["project"]["key"]
+        number = 1 + sum(
+            1
+            for issue in self.issues.values()
+            if issue["key"].startswith(f"{project}-")
+        )
+        issue_id = str(20000 + len(self.issues))
+        issue = self.add_issue(
+            {"id": issue_id, "key": f"{project}-{1000 + number}", "fields": fields}
+        )
+        parent = self._find(fields.get("parent", {}).get("key", ""))
+        if parent is not None:
+            parent["fields"].setdefault("subtasks", []).append(
+                {
+                    "id": issue_id,
+                    "key": issue["key"],
+                    "fields": {"summary": fields.get("summary")},
+                }
+            )
+        host = call.headers.get("host", "127.0.0.1")
+        return json_response(
+            201,
+            {
+                "id": issue_id,
+                "key": issue["key"],
+                "self": f"http://{host}/rest/api/2/issue/{issue_id}",
+            },
+        )
 
     def _update(self, issue: dict[str, Any], call: RecordedCall) -> FakeResponse:
         change = json.loads(call.body or b"{}")
