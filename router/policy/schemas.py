@@ -19,13 +19,12 @@ from pydantic import (
 
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-# A notification target: the kind of recipient, a colon, then its name or address.
-# `account_manager:` may leave the address out, so that it comes from the context.
+# A notification target: channel:#name, user:<email>, group:<name> or
+# account_manager:<email>. `account_manager:` may leave the address out, so that
+# it comes from the ticket's context.
 Target = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^((channel|user|group|on_call):.+|account_manager:.*)$"
-    ),
+    StringConstraints(pattern=r"^((channel|user|group):.+|account_manager:.*)$"),
 ]
 
 COMPARISONS = (

@@ -49,7 +49,9 @@ def spec(server: ContextServer, **values: Any) -> EnricherSpec:
 
 
 def pipeline(configured: EnricherSpec) -> EnrichmentPipeline:
-    return EnrichmentPipeline([ConfiguredEnricher(HttpEnricher(configured), configured)])
+    return EnrichmentPipeline(
+        [ConfiguredEnricher(HttpEnricher(configured), configured)]
+    )
 
 
 def ticket(account: str | None = "acme", number: int = 1) -> Ticket:

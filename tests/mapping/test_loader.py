@@ -436,13 +436,13 @@ def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
     )
     (mapping_copy / "escalation").mkdir(exist_ok=True)
     (mapping_copy / "escalation" / "p1.yaml").write_text(
-        'version: "1"\nlevels:\n  - targets: ["on_call:platform"]\n'
+        'version: "1"\nlevels:\n  - targets: ["group:Platform Operations"]\n'
         "    ack_timeout_minutes: 15\n",
         encoding="utf-8",
     )
     loaded = load_mappings(mapping_copy)
     assert loaded.policies["default"].version == "2024-01"
-    assert loaded.escalations["p1"].levels[0].targets == ["on_call:platform"]
+    assert loaded.escalations["p1"].levels[0].targets == ["group:Platform Operations"]
 
 
 def test_policy_without_version_reported(mapping_copy: Path) -> None:
