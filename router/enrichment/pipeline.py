@@ -238,11 +238,24 @@ def _has_path(context: dict[str, Any], path: str) -> bool:
 def _merged(
     context: dict[str, Any], configured: ConfiguredEnricher, lookup: _Lookup
 ) -> dict[str, Any]:
-    if lookup.outcome in ("ok", "cached"):
-        return merge_context(context, lookup.context)
+    # A field another source filled stays known when this source fails, and a
+    # field this source fills is no longer unknown after another one failed.
     unknown = list(context.get(UNKNOWN_KEY) or [])
-    unknown += [path for path in configured.enricher.fields if path not in unknown]
-    return {**context, UNKNOWN_KEY: unknown}
+    if lookup.outcome in ("ok", "cached"):
+        merged = merge_context(context, lookup.context)
+        unknown = [path for path in unknown if not _has_path(merged, path)]
+    else:
+        merged = dict(context)
+        unknown += [
+            path
+            for path in configured.enricher.fields
+            if path not in unknown and not _has_path(context, path)
+        ]
+    if unknown:
+        merged[UNKNOWN_KEY] = unknown
+    else:
+        merged.pop(UNKNOWN_KEY, None)
+    return merged
 
 
 def _record(configured: ConfiguredEnricher, lookup: _Lookup) -> EnrichmentCall:

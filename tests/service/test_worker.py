@@ -181,14 +181,14 @@ def test_routing_error_fails_only_its_event(
     store: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = storing_module.write_back_action
+    original = storing_module.decision_actions
 
     def fail_for_second(**kwargs: Any) -> Any:
         if kwargs["ticket"].external_id == "INC0000002":
             raise RuntimeError("cannot build the note")
         return original(**kwargs)
 
-    monkeypatch.setattr(storing_module, "write_back_action", fail_for_second)
+    monkeypatch.setattr(storing_module, "decision_actions", fail_for_second)
     store_records(store, incident(1), incident(2), incident(3))
     outcome = worker.process_batch()
     assert outcome.decided == 2
