@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from router.escalation.updates import observe_ticket_update
 from router.schemas import Decision, Ticket
 from router.service.actions import decision_actions, record_decision_effects
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
@@ -92,6 +94,9 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             )
             applied.failed += 1
     skipped = [plan.event.id for plan in plans if plan.outcome is PlanOutcome.SKIP]
+    for plan in plans:
+        if plan.outcome is PlanOutcome.SKIP and plan.ticket is not None:
+            observe_ticket_update(session, ticket=plan.ticket, now=utc_now())
     if skipped:
         changed += mark_inbox_done(
             session,
@@ -142,3 +147,8 @@ def _pair(plan: EventPlan) -> tuple[Ticket, Decision]:
     if plan.ticket is None or plan.decision is None:
         raise RuntimeError(f"Event {plan.event.id} is planned for routing undecided.")
     return plan.ticket, plan.decision
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)
