@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
-from router.cli.common import print_json
+from router.cli.common import open_session, print_json, settings
 from router.mapping import MappingError, MappingSet, load_mappings
+from router.policy.diff import diff_decisions
 from router.policy.facts import ModelOutput
 from router.policy.preview import PolicyPreview, preview_ticket
 from router.schemas import Ticket
@@ -76,6 +78,72 @@ def test_policy(
     _print_text(result)
 
 
+@policy.command("diff")
+@click.option(
+    "--since",
+    "since_text",
+    metavar="DATE",
+    help="Replay decisions made since this ISO 8601 date or time; default 7 days ago.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Maximum number of tickets to replay, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object only.")
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Mapping folder to try; defaults to OPSROUTE_MAPPINGS_DIR, else the "
+    "shipped one.",
+)
+def diff_policy(
+    since_text: str | None, limit: int, as_json: bool, mappings_dir: Path | None
+) -> None:
+    """List the stored decisions that the mappings and policies on disk would change.
+
+    Each stored ticket is replayed with its stored context and the model output
+    recorded with its decision, so no enricher or model is called and nothing is
+    written.
+    """
+    mapping_set = _load(mappings_dir)
+    since = (
+        _parse_moment(since_text, option="--since")
+        if since_text
+        else datetime.now(UTC) - timedelta(days=7)
+    )
+    try:
+        with open_session(settings(), migrate=False) as session:
+            summary = diff_decisions(
+                session, mappings=mapping_set, since=since, limit=limit
+            )
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"cannot read the stored decisions: {type(exc).__name__}; check "
+            "OPSROUTE_DATABASE_URL and run `opsroute database upgrade`"
+        ) from None
+    if as_json:
+        print_json(
+            {
+                "since": since.isoformat(),
+                "replayed": summary.replayed,
+                "changed": [change.as_json() for change in summary.changed],
+            }
+        )
+        return
+    click.echo(
+        f"Replayed {summary.replayed} tickets decided since {since.isoformat()}; "
+        f"{len(summary.changed)} decisions would change."
+    )
+    for change in summary.changed:
+        click.echo(f"{change.ticket_key} (decided {change.decided_at.isoformat()}):")
+        for name, (old, new) in change.changes.items():
+            click.echo(f"  {name}: {old!r} -> {new!r}")
+
+
 def _load(directory: Path | None) -> MappingSet:
     try:
         return load_mappings(directory)
@@ -124,11 +192,15 @@ def _moment(text: str | None, ticket: Ticket) -> datetime:
                 "--now 2026-03-02T09:00:00Z"
             )
         return ticket.created_at
+    return _parse_moment(text, option="--now")
+
+
+def _parse_moment(text: str, *, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise click.ClickException(
-            f"--now {text!r} is not an ISO 8601 date or time; use, for example, "
+            f"{option} {text!r} is not an ISO 8601 date or time; use, for example, "
             "2026-03-02T09:00:00Z"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
