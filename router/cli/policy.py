@@ -123,7 +123,7 @@ def diff_policy(
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"cannot read the stored decisions: {type(exc).__name__}; check "
-            "OPSROUTE_DATABASE_URL and run `opsroute database upgrade`"
+            "OPSROUTE_DATABASE_URL and run `opsroute db upgrade`"
         ) from None
     if as_json:
         print_json(
