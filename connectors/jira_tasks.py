@@ -38,7 +38,7 @@ def deliver_task(connector: JiraConnector, action: DeliveryAction) -> DeliveryRe
             f"Jira task of action {action.id} for {action.ticket_key} has no title; "
             "the policy's task needs one."
         )
-    what = f"jira task of action {action.id} for {action.ticket_key}"
+    label = f"jira task of action {action.id} for {action.ticket_key}"
     client = connector.client()
     parent_key = str(
         payload.get("parent_record_id")
@@ -46,13 +46,13 @@ def deliver_task(connector: JiraConnector, action: DeliveryAction) -> DeliveryRe
         or action.ticket_key.partition(":")[2]
     )
     parent = connector.call(
-        f"{what}: reading the issue",
+        f"{label}: reading the issue",
         lambda: client.issue(parent_key, fields="project,subtasks"),
     )
     for subtask in getattr(parent.fields, "subtasks", None) or []:
-        child = _read_subtask(connector, client, str(subtask.key), what=what)
+        child = _read_subtask(connector, client, str(subtask.key), label=label)
         if action.marker in str(getattr(child.fields, "description", "") or ""):
-            logger.info("%s: sub-task %s has the marker already", what, child.key)
+            logger.info("%s: sub-task %s has the marker already", label, child.key)
             return DeliveryResult(marker_found=True, details={"subtask": child.key})
 
     fields: dict[str, Any] = {
@@ -67,20 +67,20 @@ def deliver_task(connector: JiraConnector, action: DeliveryAction) -> DeliveryRe
     if component is not None:
         fields["components"] = [{"name": component}]
     created = connector.call(
-        f"{what}: creating the sub-task",
+        f"{label}: creating the sub-task",
         lambda: client.create_issue(fields=fields, prefetch=False),
     )
-    logger.info("%s: created sub-task %s", what, created.key)
+    logger.info("%s: created sub-task %s", label, created.key)
     return DeliveryResult(
         marker_found=False, details={"subtask": created.key, "parent": parent.key}
     )
 
 
 def _read_subtask(
-    connector: JiraConnector, client: JIRA, key: str, *, what: str
+    connector: JiraConnector, client: JIRA, key: str, *, label: str
 ) -> Issue:
     return connector.call(
-        f"{what}: reading sub-task {key}",
+        f"{label}: reading sub-task {key}",
         lambda: client.issue(key, fields="description"),
     )
 

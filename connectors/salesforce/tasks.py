@@ -36,13 +36,13 @@ def deliver_task(
             f"Salesforce task of action {action.id} for {action.ticket_key} has no "
             "title; the policy's task needs one."
         )
-    what = f"salesforce task of action {action.id} for {action.ticket_key}"
+    label = f"salesforce task of action {action.id} for {action.ticket_key}"
     case_id = connector.case_id(action)
     soql = format_soql("SELECT Id, Description FROM Task WHERE WhatId = {}", case_id)
-    existing = connector.call(f"{what}: reading tasks", lambda sf: sf.query_all(soql))
+    existing = connector.call(f"{label}: reading tasks", lambda sf: sf.query_all(soql))
     for row in existing.get("records", []):
         if action.marker in str(row.get("Description") or ""):
-            logger.info("%s: task %s has the marker already", what, row.get("Id"))
+            logger.info("%s: task %s has the marker already", label, row.get("Id"))
             return DeliveryResult(marker_found=True, details={"task_id": row["Id"]})
 
     fields: dict[str, Any] = {
@@ -53,10 +53,10 @@ def deliver_task(
         "Status": "Not Started",
     }
     created = connector.call(
-        f"{what}: creating the task",
+        f"{label}: creating the task",
         lambda sf: connector.sobject(sf, "Task").create(fields),
     )
-    logger.info("%s: created task %s", what, created.get("id"))
+    logger.info("%s: created task %s", label, created.get("id"))
     return DeliveryResult(
         marker_found=False, details={"task_id": created.get("id"), "case_id": case_id}
     )

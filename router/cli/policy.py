@@ -64,7 +64,7 @@ def test_policy(
 ) -> None:
     """Show which rules fire for the ticket in TICKET_FILE, and why.
 
-    TICKET_FILE holds a canonical ticket as JSON (see mappings/examples/) with its
+    TICKET_FILE contains a canonical ticket as JSON (see mappings/examples/) with its
     `context` filled in, so that no enricher is called. Nothing is stored or sent.
     """
     mapping_set = _load(mappings_dir)

@@ -9,7 +9,7 @@ from router.schemas import Ticket
 
 
 class EnrichmentError(RuntimeError):
-    """An enricher call that failed; `retryable` says whether to try again."""
+    """An enricher call that failed; `retryable` is true when a retry may succeed."""
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)

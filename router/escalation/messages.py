@@ -16,7 +16,7 @@ NotificationType = Literal["escalation", "review", "info", "drift"]
 
 @dataclass(frozen=True)
 class TicketSummary:
-    """What a notification says about its ticket."""
+    """Ticket details shown in a notification."""
 
     ticket_key: str
     title: str = ""

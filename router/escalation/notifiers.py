@@ -28,7 +28,7 @@ ENTRY_POINT_GROUP: Final = "opsroute.notifiers"
 
 
 class NotifierSettings(BaseSettings):
-    """Which notifier sends notifications, and where review requests go."""
+    """The notifier in use and the target of review requests."""
 
     model_config = SettingsConfigDict(env_prefix="OPSROUTE_", extra="ignore")
 

@@ -30,7 +30,7 @@ BATCH_LIMIT = 200
 
 @dataclass
 class TickOutcome:
-    """What one tick of the timers did."""
+    """Counts of one run of the timers."""
 
     repeated: int = 0
     advanced: int = 0

@@ -24,7 +24,7 @@ ACCOUNT_MANAGER_PATH = "context.account.account_manager"
 
 @dataclass
 class PolicyOutcome:
-    """The rules that fired for a ticket, why, and the effects they ask for."""
+    """The rules that fired for a ticket, the reasons, and the effects they request."""
 
     rules_fired: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
@@ -60,11 +60,11 @@ def evaluate(
     regulated = set(settings.regulated_workflows) if settings else set()
     financial_roles = list(settings.financial.roles) if settings else []
     for rule in rules:
-        why: list[str] = []
-        if not _match(rule.when, facts, why):
+        reasons: list[str] = []
+        if not _match(rule.when, facts, reasons):
             continue
         outcome.rules_fired.append(rule.id)
-        outcome.reasons.append(f"rule {rule.id} matched: {'; '.join(why)}")
+        outcome.reasons.append(f"rule {rule.id} matched: {'; '.join(reasons)}")
         _apply(rule, facts, outcome, regulated=regulated, roles=financial_roles)
         if rule.stop:
             break
@@ -136,27 +136,27 @@ def _notification(
     )
 
 
-def _match(match: Match, facts: TicketFacts, why: list[str]) -> bool:
+def _match(match: Match, facts: TicketFacts, reasons: list[str]) -> bool:
     for item in match.all:
-        if not _holds(item, facts, why):
+        if not _holds(item, facts, reasons):
             return False
-    if match.any and not any(_holds(item, facts, why) for item in match.any):
+    if match.any and not any(_holds(item, facts, reasons) for item in match.any):
         return False
     if match.not_ is not None:
         inner: list[str] = []
         if _holds(match.not_, facts, inner):
             return False
-        why.append(f"not ({'; '.join(inner) or 'condition'})")
+        reasons.append(f"not ({'; '.join(inner) or 'condition'})")
     return True
 
 
-def _holds(item: Condition | Match, facts: TicketFacts, why: list[str]) -> bool:
+def _holds(item: Condition | Match, facts: TicketFacts, reasons: list[str]) -> bool:
     if isinstance(item, Match):
-        return _match(item, facts, why)
-    return _test(item, facts, why)
+        return _match(item, facts, reasons)
+    return _test(item, facts, reasons)
 
 
-def _test(condition: Condition, facts: TicketFacts, why: list[str]) -> bool:
+def _test(condition: Condition, facts: TicketFacts, reasons: list[str]) -> bool:
     path = condition.field
     value = facts.value(path)
     if isinstance(value, Unknown):
@@ -168,10 +168,10 @@ def _test(condition: Condition, facts: TicketFacts, why: list[str]) -> bool:
         expected = _reference_value(raw, facts)
         if isinstance(expected, Unknown):
             return False
-    held = _compare(name, value, expected, facts)
-    if held:
-        why.append(_describe(condition, name, value, raw, expected, facts))
-    return held
+    matched = _compare(name, value, expected, facts)
+    if matched:
+        reasons.append(_describe(condition, name, value, raw, expected, facts))
+    return matched
 
 
 def _reference_value(ref: FieldRef, facts: TicketFacts) -> Any:

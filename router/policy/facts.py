@@ -28,7 +28,7 @@ UNKNOWN: Final = Unknown()
 
 @dataclass(frozen=True)
 class ModelOutput:
-    """What the classifier predicted for the ticket, when it ran."""
+    """The classifier's prediction for the ticket, when it ran."""
 
     group: str
     confidence: float
@@ -134,15 +134,15 @@ def visible_context(
 def _without(
     context: Mapping[str, Any], *, prefix: str, financial_fields: Collection[str]
 ) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
+    visible: dict[str, Any] = {}
     for key, value in context.items():
         path = f"{prefix}{key}"
         if path in financial_fields or path == UNKNOWN_KEY:
             continue
         if isinstance(value, Mapping):
-            kept[key] = _without(
+            visible[key] = _without(
                 value, prefix=f"{path}.", financial_fields=financial_fields
             )
         else:
-            kept[key] = value
-    return kept
+            visible[key] = value
+    return visible

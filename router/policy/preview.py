@@ -52,7 +52,7 @@ def preview_ticket(
     """Evaluate the policies for a ticket as the router would, at time `now`.
 
     Without `model`, conditions on model output do not match, and a ticket that
-    no rule routes goes to review, as the classifier's answer is unknown.
+    no rule routes goes to review, as the classifier's output is unknown.
     """
     intent, _ = mappings.match_intent(ticket)
     settings = mappings.policy_settings

@@ -146,7 +146,7 @@ class NotifySpec(BaseModel):
 
 
 class Effects(BaseModel):
-    """What a matching rule does."""
+    """Effects of a matching rule."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -65,7 +65,7 @@ def decide(
 def apply_outcome(
     verdict: Verdict, outcome: PolicyOutcome, *, unknown_fields: Collection[str]
 ) -> Verdict:
-    """Force review when a rule or a regulated workflow asks for it; add the notes.
+    """Force review when a rule or a regulated workflow requests it; add the notes.
 
     Regulated workflows go to review whatever the confidence or the rule's group.
     """
@@ -98,8 +98,8 @@ def policy_version(
     """Return the decision rules' version: their own labels plus a content hash.
 
     The label is the thresholds' version, followed by the version in policy.yaml
-    when there is one; the hash covers thresholds, taxonomy, every policy and
-    escalation file and policy.yaml, so any change to them gives a new version.
+    when there is one. The hash covers thresholds, taxonomy, policy.yaml and every
+    policy and escalation file, so any change to them gives a new version.
     """
     content: dict[str, object] = {
         "thresholds": thresholds.model_dump(mode="json"),
