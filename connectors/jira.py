@@ -234,9 +234,9 @@ class JiraConnector(BaseConnector):
         """Return the Jira client, built on first use."""
         return self._jira_client()
 
-    def call(self, what: str, call: Callable[[], ResultT]) -> ResultT:
+    def call(self, label: str, call: Callable[[], ResultT]) -> ResultT:
         """Run a client call, turning its errors into delivery errors."""
-        return self._call(what, call)
+        return self._call(label, call)
 
     def group_component(self, name: str) -> str | None:
         """Return the Jira component of a taxonomy group, or None if it has none."""

@@ -260,9 +260,9 @@ class SalesforceConnector(BaseConnector):
         """Return the 18-character Id of the action's case."""
         return self._case_id(action)
 
-    def call(self, what: str, call: Callable[[Salesforce], ResultT]) -> ResultT:
+    def call(self, label: str, call: Callable[[Salesforce], ResultT]) -> ResultT:
         """Run an API call, turning its errors into delivery errors."""
-        return self._call(what, call)
+        return self._call(label, call)
 
     def sobject(self, sf: Salesforce, name: str) -> SFType:
         """Return the REST resource of an sObject type."""

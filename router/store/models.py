@@ -331,7 +331,7 @@ job_runs = cast(Table, JobRunRow.__table__)
 
 
 class PolicyOutcomeRow(Base):
-    """The rules that fired for one decision and the effects they asked for."""
+    """The rules that fired for one decision and the effects they requested."""
 
     __tablename__ = "policy_outcomes"
     __table_args__ = (Index("ix_policy_outcomes_ticket_key", "ticket_key"),)

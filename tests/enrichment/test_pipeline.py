@@ -159,7 +159,7 @@ def test_missing_token_fails_without_secret(
     assert server.requests == []
 
 
-def test_error_text_never_holds_token(server: ContextServer) -> None:
+def test_error_text_never_contains_token(server: ContextServer) -> None:
     server.mode = "error"
     [(_, calls)] = pipeline(spec(server)).enrich([ticket()])
     assert TOKEN not in calls[0].model_dump_json()

@@ -1,9 +1,9 @@
 """The four shipped policies end to end: webhook in, enrichment, effects out.
 
 Each test posts a vendor webhook to the running app. The worker enriches the
-ticket from a fake Salesforce and a local JSON server, routes it under the
-shipped policies, and the dispatcher writes back, creates the task and sends the
-notifications to the fake vendor servers and the log notifier.
+ticket from a fake Salesforce and a local JSON server and routes it under the
+shipped policies. Then the dispatcher writes back, creates the task and sends the
+notifications, to the fake vendor servers and the log notifier.
 """
 
 from __future__ import annotations
@@ -411,7 +411,7 @@ def test_production_degradation_end_to_end(
     assert response.status_code == 200
 
     key = "servicenow:INC0031337"
-    # Write-back, task and the two level-1 notifications of the escalation.
+    # The write-back, the task and the two notifications of the first level.
     assert wait_for(lambda: actions_done(store, key, 4), timeout=30), states(store, key)
     [task] = snow.tables["incident_task"].values()
     with store() as session:
