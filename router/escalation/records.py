@@ -11,7 +11,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from router.mapping import MappingSet, load_mappings
-from router.store.models import escalations, tickets
+from router.store.models import decisions, escalations, tickets
 
 EscalationStatus = Literal["open", "acknowledged", "resolved"]
 ACTIVE_STATUSES = ("open", "acknowledged")
@@ -82,6 +82,17 @@ def stored_ticket(session: Session, *, ticket_key: str) -> dict[str, Any]:
         select(tickets.c.payload).where(tickets.c.key == ticket_key)
     ).scalar_one_or_none()
     return dict(payload or {})
+
+
+def routed_group(session: Session, *, ticket_key: str) -> str | None:
+    """Return the resolver group of the ticket's latest decision, if it has one."""
+    return session.execute(
+        select(decisions.c.resolver_group)
+        .join(tickets, tickets.c.id == decisions.c.ticket_id)
+        .where(tickets.c.key == ticket_key)
+        .order_by(decisions.c.decided_at.desc(), decisions.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def use_mappings(mappings: MappingSet | None) -> None:

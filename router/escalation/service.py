@@ -27,6 +27,7 @@ from router.escalation.records import (
     active_row,
     current_mappings,
     latest_row,
+    routed_group,
     stored_ticket,
     to_record,
 )
@@ -277,7 +278,11 @@ def notify_level(
 ) -> None:
     """Queue one notification per target of the row's current level."""
     level = Level.model_validate(row.levels[row.level])
-    summary = _summary(row.ticket_key, ticket)
+    summary = _summary(
+        row.ticket_key,
+        ticket,
+        group=routed_group(session, ticket_key=row.ticket_key),
+    )
     sla = row.sla_due_at.isoformat() if row.sla_due_at else None
     actions = []
     sent = row.notifications_sent
@@ -349,14 +354,16 @@ def _entitlement(ticket: dict[str, Any]) -> str | None:
     return str(entitlement) if entitlement else None
 
 
-def _summary(ticket_key: str, ticket: dict[str, Any]) -> TicketSummary:
+def _summary(
+    ticket_key: str, ticket: dict[str, Any], *, group: str | None
+) -> TicketSummary:
     settings = current_mappings().policy_settings
     financial = settings.financial.fields if settings else []
     return TicketSummary(
         ticket_key=ticket_key,
         title=str(ticket.get("title") or ""),
         priority=ticket.get("priority"),
-        resolver_group=ticket.get("assignment_group"),
+        resolver_group=group or ticket.get("assignment_group"),
         context=visible_context(
             ticket.get("context") or {}, financial_fields=financial, allowed=False
         ),

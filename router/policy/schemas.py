@@ -6,7 +6,7 @@ policy files with them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -209,4 +209,3 @@ class PolicySettings(BaseModel):
     financial: FinancialAccess = Field(default_factory=FinancialAccess)
     # Escalation policy that `escalate_now` starts when a ticket has none open.
     default_escalation: NonEmpty | None = None
-    notify_review: Literal["always", "never"] = "always"
