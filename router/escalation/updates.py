@@ -8,12 +8,14 @@ touches the ticket's assignment, which stays as the person set it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from router.escalation.records import (
+    ACTIVE_STATUSES,
     EscalationRecord,
     active_row,
     current_mappings,
@@ -24,6 +26,31 @@ from router.schemas import Ticket
 from router.store.models import escalations
 
 logger = logging.getLogger(__name__)
+
+
+def observe_ticket_updates(
+    session: Session, *, tickets: Sequence[Ticket], now: datetime
+) -> int:
+    """Apply a batch of ticket updates; return how many had an active escalation.
+
+    One query finds the tickets with an active escalation, so a batch of updates
+    to tickets without one costs a single round trip.
+    """
+    keys = {ticket.key for ticket in tickets}
+    if not keys:
+        return 0
+    escalated = set(
+        session.execute(
+            select(escalations.c.ticket_key).where(
+                escalations.c.ticket_key.in_(keys),
+                escalations.c.status.in_(ACTIVE_STATUSES),
+            )
+        ).scalars()
+    )
+    for ticket in tickets:
+        if ticket.key in escalated:
+            observe_ticket_update(session, ticket=ticket, now=now)
+    return len(escalated)
 
 
 def observe_ticket_update(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -15,10 +15,9 @@ from router.escalation.messages import (
 from router.escalation.notifiers import NotifierSettings
 from router.escalation.service import start_escalation
 from router.schemas import Decision, DecisionAction, Ticket
-from router.store.models import policy_outcomes
+from router.store.models import audit_log, policy_outcomes
 from router.store.outbox import NewOutboxAction
 from router.store.records import ActionKind, InboxEvent
-from router.store.service import append_audit
 
 # Terms named in a write-back note, per side of the explanation.
 NOTE_TERMS = 3
@@ -120,7 +119,17 @@ def decision_actions(
     if write_back is not None:
         actions.append(write_back)
     record_id = ticket.record_id or event.record_key
+    table = event.record.get("table") or event.record.get("sys_class_name")
     for task in decision.tasks:
+        payload: dict[str, object] = {
+            "task_type": task.type,
+            "title": task.title,
+            "description": task.description,
+            "assignee": task.assignee,
+            "parent_record_id": record_id,
+        }
+        if event.system == "servicenow" and isinstance(table, str) and table:
+            payload["table"] = table
         actions.append(
             NewOutboxAction(
                 system=event.system,
@@ -128,13 +137,7 @@ def decision_actions(
                 kind=ActionKind.TASK.value,
                 ticket_key=ticket.key,
                 record_id=record_id,
-                payload={
-                    "task_type": task.type,
-                    "title": task.title,
-                    "description": task.description,
-                    "assignee": task.assignee,
-                    "parent_record_id": record_id,
-                },
+                payload=payload,
                 marker=task_marker(decision_id, task.type),
                 decision_id=decision_id,
             )
@@ -190,44 +193,56 @@ def _notifications(
 
 
 def record_decision_effects(
-    session: Session,
-    *,
-    ticket: Ticket,
-    decision: Decision,
-    decision_id: int,
-    now: datetime,
+    session: Session, *, items: Sequence[tuple[Ticket, Decision, int]]
 ) -> None:
-    """Store the policy outcome, audit the enricher calls and start the escalation."""
+    """Store the policy outcomes, audit the enricher calls and start escalations.
+
+    Args:
+        items: (ticket, decision, decision id) of each stored decision.
+    """
+    if not items:
+        return
     session.execute(
         insert(policy_outcomes),
-        {
-            "decision_id": decision_id,
-            "ticket_key": ticket.key,
-            "rules_fired": list(decision.rules_fired),
-            "tasks": [task.model_dump(mode="json") for task in decision.tasks],
-            "notifications": [
-                {"target": item.target, "reason": item.reason}
-                for item in decision.notifications
-            ],
-            "escalation": decision.escalation,
-            "priority": decision.priority,
-            "unknown_fields": list(decision.unknown_fields),
-        },
+        [
+            {
+                "decision_id": decision_id,
+                "ticket_key": ticket.key,
+                "rules_fired": list(decision.rules_fired),
+                "tasks": [task.model_dump(mode="json") for task in decision.tasks],
+                "notifications": [
+                    {"target": item.target, "reason": item.reason}
+                    for item in decision.notifications
+                ],
+                "escalation": decision.escalation,
+                "priority": decision.priority,
+                "unknown_fields": list(decision.unknown_fields),
+            }
+            for ticket, decision, decision_id in items
+        ],
     )
-    for call in decision.enrichment:
-        append_audit(
-            session,
-            event="enrichment",
-            ticket_key=ticket.key,
-            actor="opsroute",
-            details=call.model_dump(mode="json", exclude_none=True),
-        )
-    if decision.escalation is not None:
-        start_escalation(
-            session,
-            ticket_key=ticket.key,
-            policy=decision.escalation,
-            now=now,
-            reason=f"policy rules {', '.join(decision.rules_fired)}",
-            priority=decision.priority,
-        )
+    audit_rows = [
+        {
+            "at": decision.decided_at,
+            "event": "enrichment",
+            "ticket_key": ticket.key,
+            "actor": "opsroute",
+            "inputs": {},
+            "versions": {},
+            "details": call.model_dump(mode="json", exclude_none=True),
+        }
+        for ticket, decision, _ in items
+        for call in decision.enrichment
+    ]
+    if audit_rows:
+        session.execute(insert(audit_log), audit_rows)
+    for ticket, decision, _ in items:
+        if decision.escalation is not None:
+            start_escalation(
+                session,
+                ticket_key=ticket.key,
+                policy=decision.escalation,
+                now=decision.decided_at,
+                reason=f"policy rules {', '.join(decision.rules_fired)}",
+                priority=decision.priority,
+            )

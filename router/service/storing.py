@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from router.escalation.updates import observe_ticket_update
+from router.escalation.updates import observe_ticket_updates
 from router.schemas import Decision, Ticket
 from router.service.actions import decision_actions, record_decision_effects
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
@@ -94,9 +94,15 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             )
             applied.failed += 1
     skipped = [plan.event.id for plan in plans if plan.outcome is PlanOutcome.SKIP]
-    for plan in plans:
-        if plan.outcome is PlanOutcome.SKIP and plan.ticket is not None:
-            observe_ticket_update(session, ticket=plan.ticket, now=utc_now())
+    observe_ticket_updates(
+        session,
+        tickets=[
+            plan.ticket
+            for plan in plans
+            if plan.outcome is PlanOutcome.SKIP and plan.ticket is not None
+        ],
+        now=utc_now(),
+    )
     if skipped:
         changed += mark_inbox_done(
             session,
@@ -110,17 +116,19 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
     pairs = [_pair(plan) for plan in routed]
     if pairs:
         decision_ids = save_decisions(session, items=pairs)
+        record_decision_effects(
+            session,
+            items=[
+                (ticket, decision, decision_id)
+                for (ticket, decision), decision_id in zip(
+                    pairs, decision_ids, strict=True
+                )
+            ],
+        )
         actions: list[NewOutboxAction] = []
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True
         ):
-            record_decision_effects(
-                session,
-                ticket=ticket,
-                decision=decision,
-                decision_id=decision_id,
-                now=decision.decided_at,
-            )
             actions.extend(
                 decision_actions(
                     event=plan.event,

@@ -44,13 +44,7 @@ def store_example_decision(engine: Engine) -> Ticket:
     )
     with session_factory(engine).begin() as session:
         [decision_id] = save_decisions(session, items=[(ticket, decision)])
-        record_decision_effects(
-            session,
-            ticket=ticket,
-            decision=decision,
-            decision_id=decision_id,
-            now=ticket.created_at,
-        )
+        record_decision_effects(session, items=[(ticket, decision, decision_id)])
     return ticket
 
 
