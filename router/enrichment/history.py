@@ -1,6 +1,6 @@
 """An enricher that counts the account's recent tickets in the store.
 
-It adds `history.recent_tickets` (tickets of the same account seen in the last
+It adds `history.recent_tickets` (other tickets of the account seen in the last
 `days` days, 30 by default) and `history.recent_incidents` (those of them whose
 priority is 1 or 2), and `history.recent_keys` (up to five of their keys).
 """
@@ -19,7 +19,7 @@ from router.enrichment.schemas import EnricherSpec
 from router.schemas import Ticket
 from router.store.models import tickets
 
-# Rows read per lookup; the newest come first.
+# Rows counted per lookup at most; the newest come first.
 MAX_ROWS = 2000
 INCIDENT_PRIORITIES = frozenset({1, 2})
 
@@ -43,13 +43,17 @@ class TicketHistoryEnricher:
         return f"{ticket.source_system}:{ticket.account}" if ticket.account else None
 
     def fetch(self, ticket: Ticket, *, timeout: float) -> dict[str, Any]:
-        """Read the account's recent tickets, other than this one."""
+        """Count the account's recent tickets, other than this one."""
         since = datetime.now(UTC) - timedelta(days=self.days)
-        # NOTE: Accounts live inside the JSON payload, so the newest MAX_ROWS
-        # tickets are read and filtered here; older ones beyond them are missed.
+        payload = tickets.c.payload
         query = (
-            select(tickets.c.key, tickets.c.payload)
-            .where(tickets.c.last_seen_at >= since)
+            select(tickets.c.key, payload["priority"].as_integer().label("priority"))
+            .where(
+                tickets.c.last_seen_at >= since,
+                tickets.c.source_system == ticket.source_system,
+                payload["account"].as_string() == ticket.account,
+                tickets.c.key != ticket.key,
+            )
             .order_by(tickets.c.last_seen_at.desc())
             .limit(MAX_ROWS)
         )
@@ -61,21 +65,12 @@ class TicketHistoryEnricher:
                 f"{self.name}: store query failed ({type(error).__name__})",
                 retryable=True,
             ) from None
-        same = [
-            row
-            for row in rows
-            if row.key != ticket.key
-            and row.payload.get("account") == ticket.account
-            and row.payload.get("source_system") == ticket.source_system
-        ]
-        incidents = [
-            row for row in same if row.payload.get("priority") in INCIDENT_PRIORITIES
-        ]
+        incidents = [row for row in rows if row.priority in INCIDENT_PRIORITIES]
         return {
             "history": {
-                "recent_tickets": len(same),
+                "recent_tickets": len(rows),
                 "recent_incidents": len(incidents),
-                "recent_keys": [row.key for row in same[:5]],
+                "recent_keys": [row.key for row in rows[:5]],
             }
         }
 
