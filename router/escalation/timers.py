@@ -126,6 +126,8 @@ def _record_breaches(session: Session, *, now: datetime, outcome: TickOutcome) -
         .limit(BATCH_LIMIT)
     ).all()
     for row in rows:
+        # A breach counts as caused by reassignment when the ticket's group
+        # changed (a `transfer` audit row) after the escalation started.
         reassigned = session.execute(
             select(
                 exists().where(

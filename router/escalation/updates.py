@@ -78,6 +78,8 @@ def observe_ticket_update(
             now=now,
         )
 
+    # NOTE: Skipped updates are not enriched again, so a changed entitlement
+    # moves the SLA deadline only when the ticket is routed again.
     changes: dict[str, object] = {}
     if ticket.assignment_group and ticket.assignment_group != row.assignment_group:
         changes["assignment_group"] = ticket.assignment_group
