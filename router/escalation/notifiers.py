@@ -81,7 +81,6 @@ class LogNotifier:
 
     def __init__(self, *, instance: str = DEFAULT_INSTANCE) -> None:
         self.instance = instance
-        self.delivered: list[dict[str, Any]] = []
 
     def webhook_secret_setting(self) -> str | None:
         """Return None: the log notifier receives no webhooks."""
@@ -110,9 +109,6 @@ class LogNotifier:
             action.ticket_key,
             payload.get("reason"),
             action.marker,
-        )
-        self.delivered.append(
-            {"marker": action.marker, "target": payload.get("target")}
         )
         return DeliveryResult(marker_found=False, details={"logged": True})
 
