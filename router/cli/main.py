@@ -15,6 +15,7 @@ from router.cli.demo import demo
 from router.cli.mappings import mappings
 from router.cli.models import evaluate, model_group, train
 from router.cli.outbox import outbox
+from router.cli.policy import policy
 from router.cli.report import report
 from router.cli.sandbox import sandbox
 from router.cli.serve import serve
@@ -56,6 +57,7 @@ for _entry_point in entry_points(group="opsroute.cli"):
     cli.add_command(_entry_point.load(), name=_entry_point.name)
 cli.add_command(report)
 cli.add_command(model_group)
+cli.add_command(policy)
 
 
 def main() -> None:

@@ -1,8 +1,22 @@
-"""Outbox actions the worker queues for a decision."""
+"""Outbox actions and stored effects the worker queues for a decision."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from router.escalation.messages import (
+    TicketSummary,
+    notification_action,
+    notification_marker,
+)
+from router.escalation.notifiers import NotifierSettings
+from router.escalation.service import start_escalation
 from router.schemas import Decision, DecisionAction, Ticket
+from router.store.models import audit_log, policy_outcomes
 from router.store.outbox import NewOutboxAction
 from router.store.records import ActionKind, InboxEvent
 
@@ -84,43 +98,179 @@ def review_notification_action(
     ticket: Ticket,
     decision: Decision,
     decision_id: int,
-    notifier: str = "slack",
-    target: str = "group:reviewers",
+    settings: NotifierSettings | None = None,
 ) -> NewOutboxAction | None:
-    """Build the notification that posts a review decision to the review queue.
+    """Build the notification that puts a review decision in the review queue.
 
-    Returns None for an auto-routed decision. The payload follows the
-    `notification` contract. The `slack` notifier posts a `group:` target to its
-    review channel, with the candidates and the approve and pick controls.
+    Returns None for an auto-routed decision. It goes to the configured notifier
+    (`OPSROUTE_NOTIFIER`) and target (`OPSROUTE_REVIEW_TARGET`), with the top
+    candidate groups that the Slack notifier offers as buttons.
     """
-    # TODO: Call this from the worker next to write_back_action, once installs
-    # without a notifier no longer keep such actions pending for ever.
     if decision.action is DecisionAction.AUTO_ROUTE:
         return None
-    payload: dict[str, object] = {
-        "notification_type": "review",
-        "target": target,
-        "reason": reason_line(decision),
-        "ticket_key": ticket.key,
-        "title": ticket.title,
-        "priority": ticket.priority,
-        "resolver_group": decision.resolver_group,
-        "confidence": round(decision.confidence, 4),
-        "candidates": [
-            {"group": candidate.group, "score": round(candidate.probability, 4)}
-            for candidate in decision.candidates
-        ],
-        "context": dict(ticket.context),
-        "escalation": None,
-        "link": None,
-    }
-    return NewOutboxAction(
-        system=notifier,
-        instance="default",
-        kind=ActionKind.NOTIFICATION.value,
-        ticket_key=ticket.key,
-        record_id=ticket.record_id,
-        payload=payload,
-        marker=f"opsroute:notify:{decision_id}:review",
+    settings = settings or notifier_settings()
+    return notification_action(
+        notification_type="review",
+        target=settings.review_target,
+        reason="; ".join(decision.explanation.notes) or "needs a review",
+        ticket=_summary(ticket, decision, dict(ticket.context)),
+        marker=notification_marker(str(decision_id), 0),
         decision_id=decision_id,
+        settings=settings,
     )
+
+
+@cache
+def notifier_settings() -> NotifierSettings:
+    """Return the notifier settings, read from the environment once per process."""
+    return NotifierSettings()
+
+
+def _summary(
+    ticket: Ticket, decision: Decision, context: dict[str, object]
+) -> TicketSummary:
+    return TicketSummary(
+        ticket_key=ticket.key,
+        title=ticket.title,
+        priority=decision.priority or ticket.priority,
+        resolver_group=decision.resolver_group,
+        confidence=round(decision.confidence, 4),
+        candidates=[
+            {"group": item.group, "score": round(item.probability, 4)}
+            for item in decision.candidates
+        ],
+        context=context,
+    )
+
+
+def task_marker(decision_id: int, task_type: str) -> str:
+    """Return the marker of a decision's task, which the connector looks for."""
+    return f"opsroute:task:{decision_id}:{task_type}"
+
+
+def decision_actions(
+    *,
+    event: InboxEvent,
+    ticket: Ticket,
+    decision: Decision,
+    decision_id: int,
+    settings: NotifierSettings | None = None,
+) -> list[NewOutboxAction]:
+    """Build every action of a decision: write-back, tasks and notifications.
+
+    Tasks go to the ticket's own system, linked to its record. Notifications go
+    to the configured notifier, and a review decision also notifies the review
+    target (`OPSROUTE_REVIEW_TARGET`).
+    """
+    settings = settings or notifier_settings()
+    actions: list[NewOutboxAction] = []
+    write_back = write_back_action(
+        event=event, ticket=ticket, decision=decision, decision_id=decision_id
+    )
+    if write_back is not None:
+        actions.append(write_back)
+    record_id = ticket.record_id or event.record_key
+    table = event.record.get("table") or event.record.get("sys_class_name")
+    for task in decision.tasks:
+        payload: dict[str, object] = {
+            "task_type": task.type,
+            "title": task.title,
+            "description": task.description,
+            "assignee": task.assignee,
+            "parent_record_id": record_id,
+        }
+        if event.system == "servicenow" and isinstance(table, str) and table:
+            payload["table"] = table
+        actions.append(
+            NewOutboxAction(
+                system=event.system,
+                instance=event.instance,
+                kind=ActionKind.TASK.value,
+                ticket_key=ticket.key,
+                record_id=record_id,
+                payload=payload,
+                marker=task_marker(decision_id, task.type),
+                decision_id=decision_id,
+            )
+        )
+    actions.extend(_notifications(ticket, decision, decision_id, settings))
+    return actions
+
+
+def _notifications(
+    ticket: Ticket, decision: Decision, decision_id: int, settings: NotifierSettings
+) -> list[NewOutboxAction]:
+    actions = [
+        notification_action(
+            notification_type="info",
+            target=item.target,
+            reason=item.reason,
+            ticket=_summary(ticket, decision, item.context),
+            marker=notification_marker(str(decision_id), number),
+            decision_id=decision_id,
+            settings=settings,
+        )
+        for number, item in enumerate(decision.notifications, start=1)
+    ]
+    review = review_notification_action(
+        ticket=ticket, decision=decision, decision_id=decision_id, settings=settings
+    )
+    if review is not None:
+        actions.append(review)
+    return actions
+
+
+def record_decision_effects(
+    session: Session, *, items: Sequence[tuple[Ticket, Decision, int]]
+) -> None:
+    """Store the policy outcomes, audit the enricher calls and start escalations.
+
+    Args:
+        items: (ticket, decision, decision id) of each stored decision.
+    """
+    if not items:
+        return
+    session.execute(
+        insert(policy_outcomes),
+        [
+            {
+                "decision_id": decision_id,
+                "ticket_key": ticket.key,
+                "rules_fired": list(decision.rules_fired),
+                "tasks": [task.model_dump(mode="json") for task in decision.tasks],
+                "notifications": [
+                    {"target": item.target, "reason": item.reason}
+                    for item in decision.notifications
+                ],
+                "escalation": decision.escalation,
+                "priority": decision.priority,
+                "unknown_fields": list(decision.unknown_fields),
+            }
+            for ticket, decision, decision_id in items
+        ],
+    )
+    audit_rows = [
+        {
+            "at": decision.decided_at,
+            "event": "enrichment",
+            "ticket_key": ticket.key,
+            "actor": "opsroute",
+            "inputs": {},
+            "versions": {},
+            "details": call.model_dump(mode="json", exclude_none=True),
+        }
+        for ticket, decision, _ in items
+        for call in decision.enrichment
+    ]
+    if audit_rows:
+        session.execute(insert(audit_log), audit_rows)
+    for ticket, decision, _ in items:
+        if decision.escalation is not None:
+            start_escalation(
+                session,
+                ticket_key=ticket.key,
+                policy=decision.escalation,
+                now=decision.decided_at,
+                reason=f"policy rules {', '.join(decision.rules_fired)}",
+                priority=decision.priority,
+            )

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from router.classification.model import RoutingModel
 from router.classification.registry import load_model
+from router.enrichment.registry import build_pipeline
 from router.mapping import MappingSet
 from router.routing import TicketRouter
 from router.service.logs import describe_error
@@ -163,7 +164,13 @@ class Bootstrap:
                 return None
 
     def _use(self, model: RoutingModel) -> None:
-        self.state.router = TicketRouter(model=model, mappings=self._mappings)
+        self.state.router = TicketRouter(
+            model=model,
+            mappings=self._mappings,
+            enrichment=build_pipeline(
+                self._mappings.enrichment, session_factory=self._session_factory
+            ),
+        )
         self.state.model_version = model.version
         self.state.model_detail = "loaded"
         self._metrics.model_ready.set(1)

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.escalation.notifiers import deliverers
+from router.escalation.records import use_mappings
 from router.intake.plugin import Connector, load_connectors, load_notifiers
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
@@ -142,15 +144,16 @@ class ServiceRuntime:
             wake=inbox_wake,
             on_actions=outbox_wake.set,
         )
+        use_mappings(self.mappings)
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,
             # Notifiers deliver `notification` actions alongside the connectors.
-            connectors={
-                **load_notifiers(
+            connectors=deliverers(
+                self.connectors,
+                load_notifiers(
                     session_factory=self.session_factory, mappings=self.mappings
                 ),
-                **self.connectors,
-            },
+            ),
             worker_id=settings.replica_id,
             backoff=BackoffPolicy(
                 base_seconds=settings.dispatch_backoff_base_seconds,
