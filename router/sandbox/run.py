@@ -123,10 +123,11 @@ def start_fakes(folder: Path, mappings: MappingSet) -> Fakes:
         )
     # The triage group and queue, where agents send tickets back for routing.
     servicenow_triage = mappings.systems["servicenow"].triage_group
-    if servicenow_triage is not None:
+    group_names = {row["name"] for row in servicenow.tables["sys_user_group"].values()}
+    if servicenow_triage is not None and servicenow_triage not in group_names:
         servicenow.add_group(servicenow_triage)
     salesforce_triage = mappings.systems["salesforce"].triage_group
-    if salesforce_triage is not None:
+    if salesforce_triage is not None and salesforce_triage not in salesforce.queues:
         salesforce.add_queue(salesforce_triage, "00G5g0000000000AAA")
     return Fakes(servicenow=servicenow, jira=jira, salesforce=salesforce)
 
