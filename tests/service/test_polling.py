@@ -65,9 +65,9 @@ def connector(
         poll_start=START.isoformat(),
         poll_page_size=2,
     )
-    made = ServiceNowConnector(settings=settings, mappings=mappings)
-    made.retry_policy = PollRetryPolicy(attempts=2, base_seconds=0.01)
-    return made
+    created = ServiceNowConnector(settings=settings, mappings=mappings)
+    created.retry_policy = PollRetryPolicy(attempts=2, base_seconds=0.01)
+    return created
 
 
 @pytest.fixture
