@@ -276,7 +276,7 @@ def run_sandbox(
             with running_service(folder, connectors, mappings) as base_url:
                 echo(
                     f"opsroute serve on {base_url} with SQLite in {folder}; training a "
-                    "small model on the bundled helpdesk data set (about 30 s)..."
+                    "small model on the bundled helpdesk data set first..."
                 )
                 wait_until_ready(base_url)
                 trips = send_webhooks(base_url, fakes, secret)
