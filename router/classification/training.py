@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -279,7 +280,10 @@ def _fit(
 ) -> object:
     c_value, class_weight = candidate
     estimator = LinearSVC(C=c_value, class_weight=class_weight)
-    if len(set(y)) > 2 and params.jobs > 1 and class_weight is None:
+    # A daemon process (the service trains in one) cannot start joblib's workers,
+    # and joblib would warn on every fit before it falls back to one job.
+    in_daemon = multiprocessing.current_process().daemon
+    if len(set(y)) > 2 and params.jobs > 1 and class_weight is None and not in_daemon:
         # One-vs-rest in parallel gives the same weights as LinearSVC's own loop.
         # Balanced class weights are not the same: each binary fit would balance
         # one group against the rest instead of across all groups.
