@@ -221,12 +221,18 @@ def _notifications(
 
 
 def record_decision_effects(
-    session: Session, *, items: Sequence[tuple[Ticket, Decision, int]]
+    session: Session,
+    *,
+    items: Sequence[tuple[Ticket, Decision, int]],
+    observe_only: frozenset[str] = frozenset(),
 ) -> None:
     """Store the policy outcomes, audit the enricher calls and start escalations.
 
     Args:
         items: (ticket, decision, decision id) of each stored decision.
+        observe_only: keys of tickets from observe-only connectors, whose
+            escalations are recorded in the policy outcome but never started,
+            so that nobody is paged for them.
     """
     if not items:
         return
@@ -265,7 +271,7 @@ def record_decision_effects(
     if audit_rows:
         session.execute(insert(audit_log), audit_rows)
     for ticket, decision, _ in items:
-        if decision.escalation is not None:
+        if decision.escalation is not None and ticket.key not in observe_only:
             start_escalation(
                 session,
                 ticket_key=ticket.key,

@@ -128,6 +128,11 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
                     pairs, decision_ids, strict=True
                 )
             ],
+            observe_only=frozenset(
+                ticket.key
+                for plan, (ticket, _) in zip(routed, pairs, strict=True)
+                if plan.observe_only
+            ),
         )
         actions: list[NewOutboxAction] = []
         for plan, (ticket, decision), decision_id in zip(

@@ -20,9 +20,12 @@ from router.escalation.service import (
 )
 from router.escalation.timers import run_timers
 from router.mapping import load_mappings
+from router.schemas import Decision, Ticket
+from router.service.actions import record_decision_effects
 from router.store.db import make_engine, session_factory
 from router.store.models import outbox_actions
-from router.store.service import append_audit, ticket_trail
+from router.store.service import append_audit, save_decisions, ticket_trail
+from tests.store.conftest import build_decision, build_ticket
 
 TICKET = "servicenow:INC0031337"
 START = datetime.now(UTC).replace(microsecond=0)
@@ -220,3 +223,35 @@ def test_timers_survive_restart(migrated_engine: Engine, database_url: str) -> N
     assert record is not None
     assert record.level == 0
     assert record.next_fire_at == START + timedelta(minutes=35)
+
+
+def _escalating_decision(session: Session) -> tuple[Ticket, Decision, int]:
+    ticket = build_ticket()
+    decision = build_decision(
+        ticket, escalation="premium-incident", decided_at=START, priority=1
+    )
+    [decision_id] = save_decisions(session, items=[(ticket, decision)])
+    return ticket, decision, decision_id
+
+
+def test_decision_starts_its_policy_escalation(session: Session) -> None:
+    ticket, decision, decision_id = _escalating_decision(session)
+
+    record_decision_effects(session, items=[(ticket, decision, decision_id)])
+
+    record = current_escalation(session, ticket_key=ticket.key)
+    assert record is not None
+    assert record.policy == "premium-incident"
+
+
+def test_observe_only_decision_starts_no_escalation(session: Session) -> None:
+    ticket, decision, decision_id = _escalating_decision(session)
+
+    record_decision_effects(
+        session,
+        items=[(ticket, decision, decision_id)],
+        observe_only=frozenset({ticket.key}),
+    )
+
+    assert current_escalation(session, ticket_key=ticket.key) is None
+    assert notifications(session) == []
