@@ -7,7 +7,10 @@ or a reassignment or resolution that the ITSM tool reported.
 The payload follows the outbox contract: `notification_type`, `target`, `reason`,
 `ticket_key`, `title`, `priority`, `resolver_group`, `confidence`, `candidates`,
 `context`, `escalation` and `link`. The optional `escalation.status` and
-`escalation.acknowledged_by` are shown when the sender includes them.
+`escalation.acknowledged_by` are shown when the sender includes them. An `info`
+notification updates every message of its ticket and never posts one. Its
+optional `change` (`group`, `state`, `resolved`, `changed_by`) comes from a
+ticket update in the ITSM tool.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from chatops.messages import Blocks, escalation_message, review_message
 from chatops.permissions import RoleMap, load_role_map
 from chatops.settings import SlackSettings
-from chatops.store import SlackMessage, find_message, save_message
+from chatops.store import SlackMessage, find_message, messages_of_ticket, save_message
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
     DeliveryAction,
@@ -140,12 +143,33 @@ class SlackNotifier:
                 marker_found=False, details={"channel": response["channel"]}
             )
 
+        if payload.get("notification_type") == "info":
+            return self._update_ticket(ticket_key, payload, now=now)
         kind = message_kind(payload)
         with self._session_factory() as session:
             existing = find_message(session, ticket_key=ticket_key, kind=kind)
         if existing is not None:
             return self._update(existing, payload, now=now)
         return self._post(ticket_key, kind, payload, marker=action.marker, now=now)
+
+    def _update_ticket(
+        self, ticket_key: str, payload: dict[str, Any], *, now: datetime
+    ) -> DeliveryResult:
+        # An `info` notification changes the state of every message of the ticket
+        # and posts none, so a change in the ITSM tool never adds a message.
+        with self._session_factory() as session:
+            messages = messages_of_ticket(session, ticket_key=ticket_key)
+        if not messages:
+            logger.info("No Slack message of %s to update; nothing posted", ticket_key)
+            return DeliveryResult(marker_found=False, details={"updated": 0})
+        escalation = payload.get("escalation")
+        for message in messages:
+            changes = {"escalation": escalation} if escalation else {}
+            self._update(message, changes, now=now, state=info_state(message, payload))
+        return DeliveryResult(
+            marker_found=False,
+            details={"updated": len(messages), "ts": [item.ts for item in messages]},
+        )
 
     def _post(
         self,
@@ -190,13 +214,19 @@ class SlackNotifier:
         )
 
     def _update(
-        self, existing: SlackMessage, payload: dict[str, Any], *, now: datetime
+        self,
+        existing: SlackMessage,
+        payload: dict[str, Any],
+        *,
+        now: datetime,
+        state: dict[str, Any] | None = None,
     ) -> DeliveryResult:
         merged = {**existing.payload}
         merged.update(
             {key: value for key, value in payload.items() if value is not None}
         )
-        state = {**existing.state, **_state_from(payload)}
+        if state is None:
+            state = {**existing.state, **_state_from(payload)}
         text, blocks = render_message(
             existing.kind,
             merged,
@@ -281,6 +311,32 @@ def _state_from(payload: dict[str, Any]) -> dict[str, Any]:
         state["acknowledged_by"] = escalation["acknowledged_by"]
     if payload.get("notification_type") == "info" and payload.get("resolver_group"):
         state["group"] = payload["resolver_group"]
+    return state
+
+
+def info_state(message: SlackMessage, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a message's state after an `info` notification.
+
+    The payload's `change` (from a ticket update in its own system) sets the
+    group and the ticket's state. A resolved ticket shows as resolved, and one
+    reopened after that gets its buttons back.
+    """
+    shown_group = message.state.get("group") or message.payload.get("resolver_group")
+    state = {**message.state, **_state_from(payload)}
+    change = payload.get("change") or {}
+    if change.get("group") and change["group"] != shown_group:
+        state["group"] = change["group"]
+        state["reassigned_by"] = change.get("changed_by") or "the ITSM tool"
+    if change.get("state"):
+        state["ticket_state"] = change["state"]
+        if change.get("resolved"):
+            # A message already resolved in Slack, such as a finished review, stays
+            # resolved when the ticket reopens.
+            if state.get("status") != "resolved":
+                state["resolved_in_itsm"] = True
+            state["status"] = "resolved"
+        elif state.pop("resolved_in_itsm", False):
+            state.pop("status", None)
     return state
 
 

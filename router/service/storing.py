@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from router.schemas import Decision, Ticket
-from router.service.actions import write_back_action
+from router.service.actions import queue_message_updates, write_back_action
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
 from router.store.outbox import NewOutboxAction, enqueue_actions
@@ -133,6 +133,8 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             applied.action_ids = enqueue_actions(session, actions=actions)
         changed += mark_inbox_done(session, ids=[plan.event.id for plan in routed])
         applied.decided = len(routed)
+    # Queue updates of the Slack messages of the tickets this batch changed.
+    applied.action_ids.extend(queue_message_updates(session, plans))
 
     if changed != len(plans):
         raise ConcurrentClaimError(
