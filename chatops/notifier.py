@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chatops.messages import Blocks, escalation_message, review_message
 from chatops.permissions import RoleMap, load_role_map
+from chatops.posted import find_posted, marker_metadata
 from chatops.settings import SlackSettings
 from chatops.store import SlackMessage, find_message, messages_of_ticket, save_message
 from router.intake.plugin import (
@@ -133,11 +134,19 @@ class SlackNotifier:
         now = self._clock()
         if not ticket_key:
             channel = self._channel(payload)
+            found = None
+            if not action.first_attempt:
+                found = find_posted(
+                    self._client, self._call, channel=channel, marker=action.marker
+                )
+            if found is not None:
+                return DeliveryResult(marker_found=True, details={"channel": found[0]})
             response = self._call(
                 "chat.postMessage",
                 self._client.chat_postMessage,
                 channel=channel,
                 text=_plain_text(payload),
+                metadata=marker_metadata(action.marker, None),
             )
             return DeliveryResult(
                 marker_found=False, details={"channel": response["channel"]}
@@ -150,7 +159,14 @@ class SlackNotifier:
             existing = find_message(session, ticket_key=ticket_key, kind=kind)
         if existing is not None:
             return self._update(existing, payload, now=now)
-        return self._post(ticket_key, kind, payload, marker=action.marker, now=now)
+        return self._post(
+            ticket_key,
+            kind,
+            payload,
+            marker=action.marker,
+            first_attempt=action.first_attempt,
+            now=now,
+        )
 
     def _update_ticket(
         self, ticket_key: str, payload: dict[str, Any], *, now: datetime
@@ -178,39 +194,60 @@ class SlackNotifier:
         payload: dict[str, Any],
         *,
         marker: str,
+        first_attempt: bool,
         now: datetime,
     ) -> DeliveryResult:
         state = _state_from(payload)
         state["marker"] = marker
-        text, blocks = render_message(
-            kind, payload, state, groups=self._groups, role_map=self._role_map, now=now
-        )
-        response = self._call(
-            "chat.postMessage",
-            self._client.chat_postMessage,
-            channel=self._channel(payload),
-            text=text,
-            blocks=blocks,
-        )
-        # NOTE: A crash between the post and this commit posts the message again on
-        # the next attempt, because Slack messages carry no marker that is searched.
+        channel = self._channel(payload)
+        # A crash after an earlier attempt's post left the message without a
+        # stored ts, so a retry looks for its marker in the channel first.
+        found = None
+        if not first_attempt:
+            found = find_posted(
+                self._client, self._call, channel=channel, marker=marker
+            )
+        if found is not None:
+            channel_id, ts = found
+            logger.info(
+                "Found the %s message of %s that an earlier attempt posted to %s",
+                kind,
+                ticket_key,
+                channel_id,
+            )
+        else:
+            text, blocks = render_message(
+                kind,
+                payload,
+                state,
+                groups=self._groups,
+                role_map=self._role_map,
+                now=now,
+            )
+            response = self._call(
+                "chat.postMessage",
+                self._client.chat_postMessage,
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                metadata=marker_metadata(marker, ticket_key),
+            )
+            channel_id, ts = str(response["channel"]), str(response["ts"])
+            logger.info("Posted %s message of %s to %s", kind, ticket_key, channel_id)
         with self._session_factory.begin() as session:
             save_message(
                 session,
                 ticket_key=ticket_key,
                 kind=kind,
-                channel=str(response["channel"]),
-                ts=str(response["ts"]),
+                channel=channel_id,
+                ts=ts,
                 payload=payload,
                 state=state,
                 now=now,
             )
-        logger.info(
-            "Posted %s message of %s to %s", kind, ticket_key, response["channel"]
-        )
         return DeliveryResult(
-            marker_found=False,
-            details={"channel": response["channel"], "ts": response["ts"]},
+            marker_found=found is not None,
+            details={"channel": channel_id, "ts": ts},
         )
 
     def _update(
