@@ -183,7 +183,7 @@ def acknowledge(
         marker=f"opsroute:ack:{record.id}",
         payload={
             "reason": f"{person.name} acknowledged the escalation in Slack.",
-            # The Jira connector makes a mapped person the assignee.
+            # The Jira and ServiceNow connectors make a mapped person the assignee.
             "assign_to_person": True,
         },
     )
@@ -250,9 +250,9 @@ def _queue_write_back(
         note += f" (on behalf of {person.name}"
         note += f", {person.email})" if person.email else ")"
     # NOTE: Every connector writes as the integration user, because acting as
-    # another user needs elevated rights or that user's own credentials. Jira also
-    # sets the assignee when the payload requests it. ServiceNow and Salesforce
-    # only name the person in the note.
+    # another user needs elevated rights or that user's own credentials. Jira and
+    # ServiceNow also set the assignee when the payload requests it. Salesforce
+    # only names the person in the note.
     write_back = {
         **payload,
         "note": note,

@@ -126,7 +126,7 @@ class DeliveryAction(Protocol):
     - `on_behalf_of` (optional): the person who acted in Slack, with `name`,
       `email`, `slack_user_id`, and `user`, their account in this system or null;
     - `assign_to_person` (optional): true to make that account the record's
-      assignee, which the Jira connector does.
+      assignee, which the Jira and ServiceNow connectors do.
 
     `marker` is written into the note, and `deliver` looks for it before writing,
     unless `first_attempt` is true: only a delivery of this action writes its
