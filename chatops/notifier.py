@@ -8,9 +8,9 @@ The payload follows the outbox contract: `notification_type`, `target`, `reason`
 `ticket_key`, `title`, `priority`, `resolver_group`, `confidence`, `candidates`,
 `context`, `escalation` and `link`. The optional `escalation.status` and
 `escalation.acknowledged_by` are shown when the sender includes them. An `info`
-notification updates every message of its ticket and never posts one. Its
-optional `change` (`group`, `state`, `resolved`, `changed_by`) comes from a
-ticket update in the ITSM tool.
+notification with a `change` (`group`, `state`, `resolved`, `changed_by`), which
+the worker queues for a ticket update in the ITSM tool, updates every message
+of its ticket and never posts one.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class SlackNotifier:
                 marker_found=False, details={"channel": response["channel"]}
             )
 
-        if payload.get("notification_type") == "info":
+        if payload.get("notification_type") == "info" and payload.get("change"):
             return self._update_ticket(ticket_key, payload, now=now)
         kind = message_kind(payload)
         with self._session_factory() as session:
@@ -171,8 +171,8 @@ class SlackNotifier:
     def _update_ticket(
         self, ticket_key: str, payload: dict[str, Any], *, now: datetime
     ) -> DeliveryResult:
-        # An `info` notification changes the state of every message of the ticket
-        # and posts none, so a change in the ITSM tool never adds a message.
+        # A ticket change from the ITSM tool updates every message of the ticket
+        # and posts none, so such a change never adds a message.
         with self._session_factory() as session:
             messages = messages_of_ticket(session, ticket_key=ticket_key)
         if not messages:

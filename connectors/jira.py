@@ -30,6 +30,7 @@ from connectors.base import (
     verify_hmac_sha256,
 )
 from connectors.jira_polling import JiraPolling
+from connectors.jira_tasks import deliver_task
 from connectors.settings import JiraSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -182,16 +183,18 @@ class JiraConnector(JiraPolling, BaseConnector):
             RetryableDeliveryError: HTTP 429 or 5xx, a timeout or a lost connection.
             PermanentDeliveryError: any other HTTP error or an unknown group.
         """
-        if action.kind != "write_back":
+        if action.kind not in ("write_back", "task"):
             raise PermanentDeliveryError(
                 f"{self.describe(action)}: the Jira connector delivers write_back "
-                f"actions only, not {action.kind!r}."
+                f"and task actions only, not {action.kind!r}."
             )
         if not self.can_write():
             raise RetryableDeliveryError(
                 f"{self.describe(action)} is waiting for credentials: set "
                 f"{', '.join(self.missing_settings())}."
             )
+        if action.kind == "task":
+            return deliver_task(self, action)
         what = self.describe(action)
         client = self._jira_client()
         issue_key = action.record_id or action.ticket_key.partition(":")[2]
@@ -282,6 +285,23 @@ class JiraConnector(JiraPolling, BaseConnector):
             lambda: client.comments(issue_key, order_by="-created"),
         )
         return any(marker in _comment_text(comment) for comment in comments)
+
+    # Helpers of the task delivery in connectors.jira_tasks.
+
+    def client(self) -> JIRA:
+        """Return the Jira client, built on first use."""
+        return self._jira_client()
+
+    def call(self, label: str, call: Callable[[], ResultT]) -> ResultT:
+        """Run a client call, turning its errors into delivery errors."""
+        return self._call(label, call)
+
+    def group_component(self, name: str) -> str | None:
+        """Return the Jira component of a taxonomy group, or None if it has none."""
+        for group in self.mappings.taxonomy.resolver_groups:
+            if group.name == name and group.targets.jira is not None:
+                return group.targets.jira.component
+        return None
 
     def _field_changes(self, action: DeliveryAction) -> dict[str, Any]:
         group = action.payload.get("group")

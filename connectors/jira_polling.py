@@ -217,7 +217,7 @@ class JiraPolling:
         """Return the issue's components and group labels, and who changed it.
 
         The group is the first component, else the first `opsroute-` label other
-        than the reroute label. In a webhook body, `user` is the actor.
+        than the reroute label. A webhook body names the actor in `user`.
         """
         fields = issue_of(record).get("fields") or {}
         components = [

@@ -35,6 +35,7 @@ from connectors.base import (
     verify_hmac_sha256,
 )
 from connectors.servicenow_polling import ServiceNowPolling
+from connectors.servicenow_tasks import deliver_task
 from connectors.settings import ServiceNowSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -204,16 +205,18 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
             PermanentDeliveryError: any other HTTP error, an unknown group, or
                 missing credentials.
         """
-        if action.kind != "write_back":
+        if action.kind not in ("write_back", "task"):
             raise PermanentDeliveryError(
                 f"{self.describe(action)}: the ServiceNow connector delivers "
-                f"write_back actions only, not {action.kind!r}."
+                f"write_back and task actions only, not {action.kind!r}."
             )
         if not self.can_write():
             raise RetryableDeliveryError(
                 f"{self.describe(action)} is waiting for credentials: set "
                 f"{', '.join(self.missing_settings())}."
             )
+        if action.kind == "task":
+            return deliver_task(self, action)
         what = self.describe(action)
         table = self._table(action)
         sys_id = self._record_sys_id(action, table)
@@ -260,6 +263,48 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
             "assigned_to": fields.get("assigned_to"),
         }
         return DeliveryResult(marker_found=False, details=details)
+
+    # Helpers of the task delivery in connectors.servicenow_tasks.
+
+    def parent_table(self, action: DeliveryAction) -> str:
+        """Return the table of the action's record."""
+        return self._table(action)
+
+    def parent_sys_id(self, action: DeliveryAction, table: str) -> str:
+        """Return the sys_id of the action's record, looked up by number if needed."""
+        return self._record_sys_id(action, table)
+
+    def query_table(
+        self, table: str, *, query: str, fields: list[str], limit: int
+    ) -> list[dict[str, Any]]:
+        """Return the rows of an encoded query."""
+        return self._get(table, query=query, fields=fields, limit=limit)
+
+    def like_condition(self, field: str, value: str) -> str:
+        """Return an encoded-query condition `field LIKE value`."""
+        return f"{field}LIKE{encoded_query_value(value, what=field)}"
+
+    def known_group_target(self, name: str) -> str | None:
+        """Return the ServiceNow name of a taxonomy group, or None for a person."""
+        for group in self.mappings.taxonomy.resolver_groups:
+            if group.name == name:
+                return group.targets.servicenow or group.name
+        return None
+
+    def group_sys_id(self, name: str) -> str:
+        """Return the sys_id of the sys_user_group with that name."""
+        return self._group_sys_id(name)
+
+    def create_record(
+        self, table: str, fields: dict[str, Any], *, what: str
+    ) -> dict[str, Any]:
+        """Insert a record into a table and return it."""
+        resource = self._resource(table)
+        created: dict[str, Any] = self._call(
+            f"ServiceNow insert into {table} ({what})",
+            lambda: resource.create(payload=fields).one(),
+        )
+        return created
 
     def _write_back_field(self, name: str, default: str) -> str:
         write_back = self.mappings.system(self.system).write_back

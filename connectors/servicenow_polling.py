@@ -30,11 +30,15 @@ from router.intake.plugin import (
     PollError,
     RetryableDeliveryError,
 )
+from router.mapping import MappingSet
 from router.mapping.transforms import sn_datetime
+from router.schemas import Ticket
 
 logger = logging.getLogger(__name__)
 
 SN_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+# Fields without which a webhook record is re-read through the Table API.
+REQUIRED_FIELDS: Final = ("number", "short_description")
 POLL_EVENT_TYPE: Final = "poll"
 _DISPLAY_NAME: Final = "ServiceNow"
 # Seconds between two lookups of a triage group that could not be resolved.
@@ -199,6 +203,47 @@ class ServiceNowPolling:
             credentials=f"{user} and {password}",
             detail=detail,
         )
+
+    # Webhook records
+
+    def to_ticket(self, record: Mapping[str, Any], *, mappings: MappingSet) -> Ticket:
+        """Turn a record into a Ticket, first re-reading fields the webhook left out.
+
+        A Business Rule may post only some fields. When `number` or
+        `short_description` is missing and API credentials are set, the record
+        is read by sys_id and the posted fields are laid over it. A failed read
+        is logged and the posted fields are used alone.
+        """
+        if self.missing_settings() or all(
+            record.get(name) not in (None, "") for name in REQUIRED_FIELDS
+        ):
+            return mappings.normalize(self.system, record)
+        return mappings.normalize(self.system, self._completed(record))
+
+    def _completed(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        sys_id = str(record.get("sys_id") or "")
+        table = str(record.get("table") or self.settings.table)
+        if not _is_sys_id(sys_id) or not table.replace("_", "").isalnum():
+            return dict(record)
+        # NOTE: The worker plans inside its database transaction on PostgreSQL,
+        # so this read (up to timeout_seconds) holds the batch's row locks.
+        try:
+            rows = self._get(table, query=f"sys_id={sys_id}", fields=[], limit=1)
+        except (PermanentDeliveryError, RetryableDeliveryError) as error:
+            logger.warning(
+                "ServiceNow re-read of %s/%s failed, routing from the posted "
+                "fields: %s",
+                table,
+                sys_id,
+                error,
+            )
+            return dict(record)
+        if not rows:
+            return dict(record)
+        posted = {
+            key: value for key, value in record.items() if value not in (None, "")
+        }
+        return {**rows[0], **posted}
 
     # Assignment
 

@@ -86,6 +86,37 @@ class Candidate(BaseModel):
     probability: float = Field(ge=0.0, le=1.0)
 
 
+class TaskEffect(BaseModel):
+    """A task a policy creates in the source system, linked to the ticket."""
+
+    type: str
+    title: str
+    description: str = ""
+    # A resolver group name or a person; None leaves the task unassigned.
+    assignee: str | None = None
+
+
+class NotificationEffect(BaseModel):
+    """A notification a policy sends, to a target such as `channel:#billing`."""
+
+    target: str
+    reason: str
+    notification_type: str = "info"
+    # Context fields the target may see; financial ones only for allowed roles.
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnrichmentCall(BaseModel):
+    """One enricher call made for a ticket, as written to the audit log."""
+
+    enricher: str
+    duration_ms: float
+    # ok, cached, skipped, timeout, failed or circuit_open.
+    outcome: str
+    fields: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
 class Decision(BaseModel):
     """The router's decision for one ticket, with everything needed to audit it."""
 
@@ -101,3 +132,12 @@ class Decision(BaseModel):
     model_version: str
     policy_version: str
     decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # Policy outcome: the rules that matched and the effects they asked for.
+    rules_fired: list[str] = Field(default_factory=list)
+    tasks: list[TaskEffect] = Field(default_factory=list)
+    notifications: list[NotificationEffect] = Field(default_factory=list)
+    escalation: str | None = None
+    priority: int | None = Field(default=None, ge=1, le=5)
+    # Context fields that enrichers could not fill, so rules on them did not match.
+    unknown_fields: list[str] = Field(default_factory=list)
+    enrichment: list[EnrichmentCall] = Field(default_factory=list)

@@ -40,6 +40,7 @@ from connectors.salesforce.outbound import (
     read_message,
 )
 from connectors.salesforce.polling import SalesforcePolling
+from connectors.salesforce.tasks import deliver_task
 from connectors.settings import SalesforceSettings
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
@@ -202,16 +203,18 @@ class SalesforceConnector(SalesforcePolling, BaseConnector):
                 a lost connection.
             PermanentDeliveryError: any other API error or an unknown queue.
         """
-        if action.kind != "write_back":
+        if action.kind not in ("write_back", "task"):
             raise PermanentDeliveryError(
                 f"{self.describe(action)}: the Salesforce connector delivers "
-                f"write_back actions only, not {action.kind!r}."
+                f"write_back and task actions only, not {action.kind!r}."
             )
         if not self.can_write():
             raise RetryableDeliveryError(
                 f"{self.describe(action)} is waiting for credentials: set "
                 f"{', '.join(self.missing_settings())}."
             )
+        if action.kind == "task":
+            return deliver_task(self, action)
         what = self.describe(action)
         case_id = self._case_id(action)
 
@@ -244,6 +247,20 @@ class SalesforceConnector(SalesforcePolling, BaseConnector):
         written = [queue_name, self._queue_ids[queue_name]] if queue_name else []
         details = {"case_id": case_id, "queue": queue_name, "written_group": written}
         return DeliveryResult(marker_found=False, details=details)
+
+    # Helpers of the task delivery in connectors.salesforce.tasks.
+
+    def case_id(self, action: DeliveryAction) -> str:
+        """Return the 18-character Id of the action's case."""
+        return self._case_id(action)
+
+    def call(self, label: str, call: Callable[[Salesforce], ResultT]) -> ResultT:
+        """Run an API call, turning its errors into delivery errors."""
+        return self._call(label, call)
+
+    def sobject(self, sf: Salesforce, name: str) -> SFType:
+        """Return the REST resource of an sObject type."""
+        return _sobject(sf, name)
 
     def _case_id(self, action: DeliveryAction) -> str:
         if action.record_id:

@@ -29,6 +29,9 @@ def obtain_model(
 ) -> tuple[RoutingModel, bool, float | None]:
     """Load the stored model for this training data, or train and store one.
 
+    A model trained here becomes active when its dataset has no active model yet,
+    and runs in shadow otherwise.
+
     Returns:
         The model, whether it was trained now, and the training time in seconds.
     """
@@ -50,5 +53,5 @@ def obtain_model(
     model = train_on(train, dataset=dataset, params=params)
     elapsed = time.perf_counter() - started
     with session_factory() as session, session.begin():
-        save_model(session, model, activate=True)
+        save_model(session, model, activate=None)
     return model, True, elapsed

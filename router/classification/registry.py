@@ -15,18 +15,25 @@ from sqlalchemy.orm import Session
 from router.classification.model import RoutingModel
 from router.store import registry as store_registry
 from router.store.errors import ModelNotFoundError
+from router.store.records import ModelInfo
 
 logger = logging.getLogger(__name__)
 
 MODEL_KIND = "routing"
 
 
-def save_model(session: Session, model: RoutingModel, *, activate: bool = True) -> None:
-    """Store a trained model, making it the active one of its dataset if asked."""
+def save_model(
+    session: Session, model: RoutingModel, *, activate: bool | None = True
+) -> ModelInfo:
+    """Store a trained model, as the active one of its dataset or in shadow.
+
+    With `activate` None, the model becomes active only when its dataset has no
+    active model yet; False stores it in shadow.
+    """
     card = model.card
     metrics = dict(card.metrics)
     metrics["suggested_threshold"] = card.suggested_threshold
-    store_registry.save_model(
+    return store_registry.save_model(
         session,
         version=card.version,
         kind=MODEL_KIND,

@@ -13,8 +13,10 @@ from router.cli.connectors import connectors
 from router.cli.database import database
 from router.cli.demo import demo
 from router.cli.mappings import mappings
-from router.cli.models import evaluate, train
+from router.cli.models import evaluate, model_group, train
 from router.cli.outbox import outbox
+from router.cli.policy import policy
+from router.cli.report import report
 from router.cli.sandbox import sandbox
 from router.cli.serve import serve
 from router.cli.tickets import review, why
@@ -53,6 +55,9 @@ cli.add_command(sandbox)
 # Plugins add command groups through entry points, such as `opsroute slack`.
 for _entry_point in entry_points(group="opsroute.cli"):
     cli.add_command(_entry_point.load(), name=_entry_point.name)
+cli.add_command(report)
+cli.add_command(model_group)
+cli.add_command(policy)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`opsroute train` and `opsroute evaluate`: build and measure routing models."""
+"""`opsroute train`, `opsroute evaluate` and `opsroute model`: build, measure and
+promote routing models."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from router.classification.evaluation import (
 from router.classification.registry import save_model
 from router.classification.training import TrainingError, TrainingParams
 from router.cli.common import fail, open_session, print_json, settings
+from router.cli.promotion import (
+    describe_thresholds,
+    model_group,
+    with_store_labels,
+    write_thresholds,
+)
 from router.datasets.catalog import (
     DATASETS,
     Example,
@@ -25,6 +32,9 @@ from router.datasets.catalog import (
     load_examples,
 )
 from router.mapping import load_mappings
+from router.settings import CoreSettings
+
+__all__ = ["evaluate", "model_group", "train"]
 
 
 def _examples(
@@ -74,10 +84,16 @@ def _source_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.command()
 @_source_options
 @click.option(
+    "--from-store",
+    is_flag=True,
+    help="Add the labels people gave stored tickets: resolving groups, reviews, "
+    "overrides and transfers.",
+)
+@click.option(
     "--activate/--no-activate",
-    default=True,
-    show_default=True,
-    help="Make the new model the active one.",
+    default=None,
+    help="Make the new model active at once, or keep it in shadow. By default the "
+    "first model of a dataset is active and later ones run in shadow.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print only one JSON object to stdout."
@@ -87,13 +103,17 @@ def train(
     csv_file: Path | None,
     text: str | None,
     label: str | None,
-    activate: bool,
+    from_store: bool,
+    activate: bool | None,
     as_json: bool,
 ) -> None:
     """Train a model on 80% of the data, measure it on the rest, and store it."""
     name, examples = _examples(dataset, csv_file, text, label)
     params = TrainingParams()
     core = settings()
+    store_labels: dict[str, object] = {}
+    if from_store:
+        examples, store_labels = _with_store_labels(core, examples)
     try:
         split = hold_out(examples, params=params)
         model = train_on(split.train, dataset=name, params=params)
@@ -103,7 +123,7 @@ def train(
     measured = measure_model(model, split.test, threshold=threshold)
     model.card.metrics["held_out"] = _figures_json(measured)
     with open_session(core) as session, session.begin():
-        save_model(session, model, activate=activate)
+        stored = save_model(session, model, activate=activate)
     result = {
         "model_version": model.version,
         "dataset": name,
@@ -111,15 +131,23 @@ def train(
         "train": len(split.train),
         "test": len(split.test),
         "skipped_labels": split.skipped_labels,
-        "active": activate,
+        "active": stored.active,
+        "state": stored.state,
         **_figures_json(measured),
     }
+    if from_store:
+        result["store_labels"] = store_labels
     if as_json:
         print_json(result)
         return
-    click.echo(
-        f"Stored model {model.version} ({'active' if activate else 'inactive'})."
-    )
+    click.echo(f"Stored model {model.version} ({stored.state}).")
+    if stored.state == "shadow":
+        click.echo(
+            "  it decides in shadow; promote it with "
+            f"`opsroute model promote {model.version}`"
+        )
+    if from_store:
+        click.echo(f"  labels from the store: {store_labels}")
     click.echo(
         f"  trained on {len(split.train)} examples, "
         f"measured on {len(split.test)} held out"
@@ -137,6 +165,13 @@ def train(
 @click.command()
 @_source_options
 @click.option(
+    "--thresholds",
+    "thresholds_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write per-group thresholds that keep the target auto-route precision on "
+    "held-out data to this file, in the format of mappings/thresholds.yaml.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print only one JSON object to stdout."
 )
 def evaluate(
@@ -144,6 +179,7 @@ def evaluate(
     csv_file: Path | None,
     text: str | None,
     label: str | None,
+    thresholds_file: Path | None,
     as_json: bool,
 ) -> None:
     """Compare our model with the reference recipe on the same 80/20 split (seed 0)."""
@@ -154,7 +190,17 @@ def evaluate(
         model = train_on(split.train, dataset=name, params=params)
     except TrainingError as error:
         fail(str(error))
-    threshold = load_mappings(settings().mappings_dir).thresholds.default
+    mappings = load_mappings(settings().mappings_dir)
+    threshold = mappings.thresholds.default
+    if thresholds_file is not None:
+        written = write_thresholds(
+            model, split.test, mappings=mappings, path=thresholds_file
+        )
+        if as_json:
+            print_json(written)
+        else:
+            click.echo(describe_thresholds(written, path=thresholds_file))
+        return
     ours = measure_model(model, split.test, threshold=threshold)
     reference = measure_reference(split.train, split.test)
     if as_json:
@@ -188,6 +234,13 @@ def evaluate(
         other = theirs.get(group.group)
         shown = f"{other.f1:>9.4f}" if other else f"{'n/a':>9}"
         click.echo(f"  {group.group:<24} {group.f1:>9.4f} {shown} {group.support:>8}")
+
+
+def _with_store_labels(
+    core: CoreSettings, examples: list[Example]
+) -> tuple[list[Example], dict[str, object]]:
+    with open_session(core) as session:
+        return with_store_labels(session, examples)
 
 
 def _auto_line(measured: ModelFigures) -> str:

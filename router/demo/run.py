@@ -7,17 +7,20 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
+from router.analytics.learning import LearningHooks
 from router.classification.evaluation import hold_out
 from router.classification.metrics import auto_route_figures, routing_metrics
 from router.classification.model import RoutingModel
 from router.classification.provisioning import obtain_model
 from router.classification.training import TrainingParams
 from router.datasets.catalog import Example, get_dataset, load_examples
+from router.demo.followup import arrival_times, record_follow_up
 from router.demo.payloads import DemoRow, to_system_record
 from router.demo.report import DemoReport
 from router.mapping import load_mappings
@@ -70,8 +73,14 @@ def run_demo(
     replayed = held_out[: options.limit] if options.limit else held_out
 
     router = TicketRouter(model=model, mappings=mappings)
+    # Read the shadow model and the labels once per run.
+    hooks = LearningHooks(
+        mappings=mappings,
+        cache_dir=settings.model_cache_dir,
+        refresh_seconds=float("inf"),
+    )
     started = time.perf_counter()
-    decisions, systems = _replay(router, session_factory, replayed, options)
+    decisions, systems = _replay(router, hooks, session_factory, replayed, options)
     seconds = time.perf_counter() - started
     engine.dispose()
 
@@ -95,6 +104,7 @@ def run_demo(
 
 def _replay(
     router: TicketRouter,
+    hooks: LearningHooks,
     session_factory: Any,
     examples: Sequence[Example],
     options: DemoOptions,
@@ -102,11 +112,13 @@ def _replay(
     decisions: list[Decision] = []
     systems: list[str] = []
     record_offset = get_dataset(options.dataset).record_offset
+    arrivals = arrival_times(len(examples), run_started=datetime.now(UTC))
     bar = tqdm(
         total=len(examples), desc="Routing", unit="ticket", disable=not options.progress
     )
     with bar, session_factory() as session:
         for batch in _batches(examples, options.batch_size):
+            first = len(systems)
             by_system: dict[str, list[tuple[int, dict[str, Any]]]] = {}
             for offset, example in enumerate(batch):
                 system = SYSTEMS[(len(systems) + offset) % len(SYSTEMS)]
@@ -120,7 +132,19 @@ def _replay(
                     routed = router.route_records(
                         system, [record for _, record in records]
                     )
-                    save_decisions(session, items=routed)
+                    routed = [
+                        (ticket, _arrived(decision, arrivals[first + offset]))
+                        for (offset, _), (ticket, decision) in zip(
+                            records, routed, strict=True
+                        )
+                    ]
+                    routed = hooks.guard(session, routed)
+                    decision_ids = save_decisions(
+                        session, items=routed, audit_at_decision_time=True
+                    )
+                    hooks.record_shadow(session, routed, decision_ids)
+                    truth = [batch[offset].label for offset, _ in records]
+                    record_follow_up(session, items=routed, true_groups=truth)
                     for (offset, _), (_, decision) in zip(records, routed, strict=True):
                         ordered[offset] = decision
                         order[offset] = system
@@ -128,6 +152,11 @@ def _replay(
             systems.extend(order)
             bar.update(len(batch))
     return decisions, systems
+
+
+def _arrived(decision: Decision, at: datetime) -> Decision:
+    # model_copy skips validation, which matters for tens of thousands of tickets.
+    return decision.model_copy(update={"decided_at": at})
 
 
 def _demo_row(example: Example, sequence: int) -> DemoRow:

@@ -341,16 +341,24 @@ def load_notifiers(
     and `deliver(action)`, and delivers the `notification` actions whose system is
     the entry point's name.
 
+    A notifier whose factory raises ValueError (a setting it needs is invalid)
+    is left out with a warning.
+
     Returns:
         (name, "default") -> notifier.
     """
     loaded: dict[tuple[str, str], Any] = {}
     for entry_point in entry_points(group=NOTIFIER_ENTRY_POINT_GROUP):
         factory = entry_point.load()
-        loaded[(entry_point.name, DEFAULT_INSTANCE)] = factory(
-            instance=DEFAULT_INSTANCE,
-            mappings=mappings,
-            session_factory=session_factory,
-        )
+        try:
+            notifier = factory(
+                instance=DEFAULT_INSTANCE,
+                mappings=mappings,
+                session_factory=session_factory,
+            )
+        except ValueError as error:
+            logger.warning("Notifier %s is left out: %s", entry_point.name, error)
+            continue
+        loaded[(entry_point.name, DEFAULT_INSTANCE)] = notifier
     logger.info("Loaded notifiers %s", sorted(loaded))
     return loaded

@@ -1,7 +1,8 @@
 """Find, load and check a folder of mapping files.
 
 The folder contains `<system>.yaml` for each source system, `taxonomy.yaml`,
-`thresholds.yaml`, `policies/*.yaml`, `escalation/*.yaml` and `examples/*.json`.
+`thresholds.yaml`, `policies/*.yaml`, `escalation/*.yaml` and `examples/*.json`,
+and optionally `policy.yaml` (settings of all policies) and `enrichment.yaml`.
 Loading reads every file and collects every problem before it fails, so one run of
 `opsroute mappings validate` lists them all.
 """
@@ -18,6 +19,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
+from router.enrichment.schemas import EnrichmentFile
 from router.mapping.checks import (
     check_example,
     check_system_mapping,
@@ -31,10 +33,12 @@ from router.mapping.reading import read_json, read_yaml, validate_model
 from router.mapping.schemas import (
     EscalationFile,
     PolicyFile,
+    PolicySettings,
     SystemMapping,
     Taxonomy,
     Thresholds,
 )
+from router.policy.checks import check_policies
 from router.schemas import Ticket
 from router.settings import CoreSettings
 
@@ -43,8 +47,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_PACKAGE: Final = "mappings"
 KNOWN_SYSTEMS: Final = ("servicenow", "jira", "salesforce")
 _EXPECTED_LAYOUT: Final = (
-    "expected <system>.yaml, taxonomy.yaml, thresholds.yaml, policies/*.yaml, "
-    "escalation/*.yaml or examples/*.json"
+    "expected <system>.yaml, taxonomy.yaml, thresholds.yaml, policy.yaml, "
+    "enrichment.yaml, policies/*.yaml, escalation/*.yaml or examples/*.json"
 )
 # Folders that plugins read themselves, such as slack/ with the Slack app's roles.
 PLUGIN_FOLDERS = frozenset({"slack", "__pycache__"})
@@ -75,6 +79,8 @@ class MappingSet:
     escalations: Mapping[str, EscalationFile] = field(default_factory=dict)
     examples: Mapping[str, Ticket] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    policy_settings: PolicySettings | None = None
+    enrichment: EnrichmentFile | None = None
 
     def system(self, name: str) -> SystemMapping:
         """Return the mapping of source system `name`."""
@@ -115,6 +121,8 @@ class _Collector:
     escalations: dict[str, EscalationFile] = field(default_factory=dict)
     examples: dict[str, Ticket] = field(default_factory=dict)
     example_files: dict[str, str] = field(default_factory=dict)
+    policy_settings: PolicySettings | None = None
+    enrichment: EnrichmentFile | None = None
 
     def display(self, *parts: str) -> str:
         return "/".join((self.root_name, *parts))
@@ -168,6 +176,12 @@ def _load_top_file(entry: Traversable, collector: _Collector) -> None:
     elif stem == "thresholds":
         collector.thresholds = _validate_model(Thresholds, data, display, collector)
         collector.thresholds_file = display
+    elif stem == "policy":
+        collector.policy_settings = _validate_model(
+            PolicySettings, data, display, collector
+        )
+    elif stem == "enrichment":
+        collector.enrichment = _validate_model(EnrichmentFile, data, display, collector)
     elif stem in KNOWN_SYSTEMS or "system" in data:
         collector.system_names.add(stem)
         mapping = _validate_model(SystemMapping, data, display, collector)
@@ -287,6 +301,16 @@ def _check_across_files(collector: _Collector) -> None:
                 ticket, collector.system_names, file=collector.example_files[stem]
             )
         )
+    collector.problems.extend(
+        check_policies(
+            collector.policies,
+            settings=collector.policy_settings,
+            escalations=collector.escalations,
+            group_names=collector.group_names,
+            intent_ids=_intent_ids(collector),
+            display=collector.display,
+        )
+    )
 
 
 def _intent_ids(collector: _Collector) -> list[str] | None:
@@ -381,4 +405,6 @@ def load_mappings(directory: Traversable | str | None = None) -> MappingSet:
         escalations=dict(collector.escalations),
         examples=dict(collector.examples),
         files=tuple(collector.files),
+        policy_settings=collector.policy_settings,
+        enrichment=collector.enrichment,
     )

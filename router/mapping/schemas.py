@@ -21,6 +21,11 @@ from pydantic import (
     model_validator,
 )
 
+from router.escalation.schemas import EscalationFile
+from router.policy.schemas import PolicyFile, PolicySettings
+
+__all__ = ["EscalationFile", "PolicyFile", "PolicySettings"]
+
 # Ticket fields a system mapping may fill. `source_system` comes from the file, `raw`
 # from the record itself, and `context` from the enrichers.
 CanonicalField = Literal[
@@ -251,23 +256,3 @@ class Thresholds(_Strict):
     def threshold_for(self, group: str) -> float:
         """Return the confidence a prediction of `group` needs to be auto-routed."""
         return self.groups.get(group, self.default)
-
-
-# NOTE: Policy and escalation files only get a placeholder schema until their rules
-# and levels are designed, so any mapping is accepted inside `rules` and `levels`.
-class PolicyFile(BaseModel):
-    """A versioned routing policy (`policies/*.yaml`); rules are not checked yet."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: Annotated[str, StringConstraints(min_length=1)]
-    rules: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class EscalationFile(BaseModel):
-    """A versioned escalation policy (`escalation/*.yaml`), levels not checked yet."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: Annotated[str, StringConstraints(min_length=1)]
-    levels: list[dict[str, Any]] = Field(default_factory=list)

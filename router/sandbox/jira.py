@@ -1,9 +1,11 @@
 """A fake Jira REST API (v2 and v3): issues, updates, comments and searches.
 
 It implements `GET` and `PUT /rest/api/{2,3}/issue/<id or key>`, `GET` and `POST
-/rest/api/{2,3}/issue/<id or key>/comment`, `PUT .../assignee`, the offset-paged
-`search` and the token-paged `search/jql`, `myself`, `field` and `project/<key>`,
-with Basic authentication. Searches understand the JQL the connector writes:
+/rest/api/{2,3}/issue/<id or key>/comment`, `PUT .../assignee`, `POST
+/rest/api/{2,3}/issue` (which adds a created sub-task to its parent's `subtasks`),
+the offset-paged `search` and the token-paged `search/jql`, `myself`, `field` and
+`project/<key>`, with Basic authentication. Searches understand the JQL the
+connector writes:
 `[project = "<key>" AND ]updated >= "<yyyy/MM/dd HH:mm>"` ordered by `updated`
 and `key`, with dates in UTC. Each issue's `self` URL is built from the
 request's Host header, as the jira client sends updates to that URL.
@@ -26,6 +28,7 @@ from router.sandbox.server import (
 _ISSUE_PATH = re.compile(
     r"^/rest/api/(?:2|3|latest)/issue/([^/]+)(?:/(comment|assignee))?$"
 )
+_CREATE_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/issue/?$")
 _SEARCH_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/search(/jql)?$")
 _OTHER_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/(myself|field|project/[^/]+)$")
 # A JQL string literal with backslash escapes, as the connector writes it.
@@ -93,6 +96,8 @@ class FakeJira(FakeServer):
         """Return the response to one REST request."""
         if call.basic_auth() != (self.user, self.token):
             return jira_error(401, "You are not authenticated.")
+        if call.method == "POST" and _CREATE_PATH.match(call.path):
+            return self._create(call)
         search = _SEARCH_PATH.match(call.path)
         if search is not None:
             return self._search(call, token_paged=search.group(1) is not None)
@@ -120,6 +125,37 @@ class FakeJira(FakeServer):
         if call.method == "PUT":
             return self._update(issue, call)
         return jira_error(405, f"Method {call.method} is not allowed.")
+
+    def _create(self, call: RecordedCall) -> FakeResponse:
+        fields = json.loads(call.body)["fields"]
+        project = fields["project"]["key"]
+        number = 1 + sum(
+            1
+            for issue in self.issues.values()
+            if issue["key"].startswith(f"{project}-")
+        )
+        issue_id = str(20000 + len(self.issues))
+        issue = self.add_issue(
+            {"id": issue_id, "key": f"{project}-{1000 + number}", "fields": fields}
+        )
+        parent = self._find(fields.get("parent", {}).get("key", ""))
+        if parent is not None:
+            parent["fields"].setdefault("subtasks", []).append(
+                {
+                    "id": issue_id,
+                    "key": issue["key"],
+                    "fields": {"summary": fields.get("summary")},
+                }
+            )
+        host = call.headers.get("host", "127.0.0.1")
+        return json_response(
+            201,
+            {
+                "id": issue_id,
+                "key": issue["key"],
+                "self": f"http://{host}/rest/api/2/issue/{issue_id}",
+            },
+        )
 
     def _update(self, issue: dict[str, Any], call: RecordedCall) -> FakeResponse:
         change = json.loads(call.body or b"{}")

@@ -9,9 +9,6 @@ written back to its fake, and prints them.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import secrets
 import socket
@@ -23,23 +20,17 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from pydantic import SecretStr
 
-from router.demo.payloads import (
-    DemoRow,
-    to_jira_issue,
-    to_salesforce_case,
-    to_servicenow_record,
-)
 from router.intake.plugin import Connector
 from router.mapping import MappingSet, load_mappings
 from router.sandbox.jira import FakeJira
 from router.sandbox.salesforce import FakeSalesforce
 from router.sandbox.servicenow import FakeServiceNow
+from router.sandbox.webhooks import SANDBOX_ORG_ID, RoundTrip, send_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +40,7 @@ FAKE_LIFETIME_SECONDS = 3600.0
 READY_TIMEOUT_SECONDS = 300.0
 # Seconds to wait for the three write-backs after the webhooks.
 ROUND_TRIP_TIMEOUT_SECONDS = 60.0
-SANDBOX_ORG_ID = "00D5g000004SaNdEAA"
 SANDBOX_DATASET = "helpdesk"
-
-TICKET = DemoRow(
-    external_id="SANDBOX-1",
-    title="Laptop screen flickers after the docking station update",
-    description="The laptop monitor flickers and goes black when docked.",
-    priority_name="Major",
-)
 
 
 @dataclass
@@ -72,17 +55,6 @@ class Fakes:
         """Stop the three fakes."""
         for fake in (self.servicenow, self.jira, self.salesforce):
             fake.stop()
-
-
-@dataclass
-class RoundTrip:
-    """The outcome of one system's webhook: its HTTP status and the write-back."""
-
-    system: str
-    ticket: str
-    webhook_status: int
-    group: str | None = None
-    note: str | None = None
 
 
 def free_port() -> int:
@@ -123,10 +95,11 @@ def start_fakes(folder: Path, mappings: MappingSet) -> Fakes:
         )
     # The triage group and queue, where agents send tickets back for routing.
     servicenow_triage = mappings.systems["servicenow"].triage_group
-    if servicenow_triage is not None:
+    group_names = {row["name"] for row in servicenow.tables["sys_user_group"].values()}
+    if servicenow_triage is not None and servicenow_triage not in group_names:
         servicenow.add_group(servicenow_triage)
     salesforce_triage = mappings.systems["salesforce"].triage_group
-    if salesforce_triage is not None:
+    if salesforce_triage is not None and salesforce_triage not in salesforce.queues:
         salesforce.add_queue(salesforce_triage, "00G5g0000000000AAA")
     return Fakes(servicenow=servicenow, jira=jira, salesforce=salesforce)
 
@@ -244,91 +217,6 @@ def wait_until_ready(base_url: str, *, timeout: float = READY_TIMEOUT_SECONDS) -
     raise TimeoutError(f"the service was not ready after {timeout:g} s: {last}")
 
 
-def post(base_url: str, path: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST a webhook and return the HTTP status."""
-    request = urllib.request.Request(
-        f"{base_url}{path}", data=body, headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
-def signature(body: bytes, secret: str) -> str:
-    """Return the `sha256=<hex>` HMAC-SHA256 signature of `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def outbound_message(case: dict[str, Any]) -> bytes:
-    """Return a Salesforce Outbound Message with one Case notification."""
-    fields = "".join(
-        f"<sf:{name}>{case[name]}</sf:{name}>"
-        for name in ("Id", "CaseNumber", "Subject", "Priority", "Status")
-        if case.get(name)
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
-        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
-        f"<OrganizationId>{SANDBOX_ORG_ID}</OrganizationId>"
-        "<ActionId>04k5g000000SaNdAAA</ActionId>"
-        "<Notification><Id>04l5g00000SaNdEAAV</Id>"
-        '<sObject xsi:type="sf:Case" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
-        f"<sf:SystemModstamp>{case['SystemModstamp']}</sf:SystemModstamp>{fields}"
-        "</sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"
-    ).encode()
-
-
-def send_webhooks(base_url: str, fakes: Fakes, secret: str) -> list[RoundTrip]:
-    """Seed one ticket per fake and send its webhook to the service."""
-    record = fakes.servicenow.add_record("incident", to_servicenow_record(TICKET))
-    body = json.dumps(record).encode()
-    servicenow = post(
-        base_url,
-        "/webhooks/servicenow",
-        body,
-        {
-            "Content-Type": "application/json",
-            "X-Opsroute-Signature": signature(body, secret),
-        },
-    )
-
-    issue = fakes.jira.add_issue(to_jira_issue(TICKET))
-    webhook = {
-        "timestamp": int(datetime.now(UTC).timestamp() * 1000),
-        "webhookEvent": "jira:issue_created",
-        "issue_event_type_name": "issue_created",
-        "issue": issue,
-    }
-    body = json.dumps(webhook).encode()
-    jira = post(
-        base_url,
-        "/webhooks/jira",
-        body,
-        {
-            "Content-Type": "application/json",
-            "X-Hub-Signature": signature(body, secret),
-            "X-Atlassian-Webhook-Identifier": secrets.token_hex(8),
-        },
-    )
-
-    case = fakes.salesforce.add_case(to_salesforce_case(TICKET))
-    salesforce = post(
-        base_url,
-        "/webhooks/salesforce",
-        outbound_message(case),
-        {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
-    )
-    return [
-        RoundTrip("servicenow", str(record["number"]), servicenow),
-        RoundTrip("jira", str(issue["key"]), jira),
-        RoundTrip("salesforce", str(case["CaseNumber"]), salesforce),
-    ]
-
-
 def read_write_backs(fakes: Fakes, trips: list[RoundTrip]) -> None:
     """Fill in each round trip with the group and note found in its fake."""
     servicenow, jira, salesforce = trips
@@ -388,7 +276,7 @@ def run_sandbox(
             with running_service(folder, connectors, mappings) as base_url:
                 echo(
                     f"opsroute serve on {base_url} with SQLite in {folder}; training a "
-                    "small model on the bundled helpdesk data set (about 30 s)..."
+                    "small model on the bundled helpdesk data set first..."
                 )
                 wait_until_ready(base_url)
                 trips = send_webhooks(base_url, fakes, secret)

@@ -3,8 +3,10 @@
 simple-salesforce always builds https:// URLs, so the fake serves TLS; tests hand
 the client a `requests.Session` that trusts `ca_file`. It implements the SOQL
 queries the connector sends (`Group` queues by name, `Case` by CaseNumber,
-`CaseComment` by ParentId), `PATCH sobjects/Case/<Id>` and `POST
-sobjects/CaseComment/`, with `Authorization: Bearer <session id>`.
+`CaseComment` by ParentId, `Task` by WhatId) and those of the account enricher
+(`Account`, `Contract`, `Entitlement`), `PATCH sobjects/Case/<Id>`, `POST
+sobjects/CaseComment/` and `POST sobjects/Task/`, with `Authorization: Bearer
+<session id>`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,23 @@ _QUERIES = {
     ),
     "latest": re.compile(
         r"^SELECT Id FROM (Case|CaseComment) ORDER BY \w+ DESC LIMIT 1$"
+    ),
+    "tasks": re.compile(
+        r"^SELECT Id, Description FROM Task WHERE WhatId = " + _LITERAL + "$"
+    ),
+    "account": re.compile(
+        r"^SELECT Id, Name, AnnualRevenue, (\w+), (\w+), Owner\.Email FROM Account "
+        r"WHERE Id = " + _LITERAL + "$"
+    ),
+    "contract": re.compile(
+        r"^SELECT ContractNumber, EndDate, (\w+) FROM Contract WHERE AccountId = "
+        + _LITERAL
+        + r" AND Status = 'Activated' ORDER BY EndDate DESC LIMIT 1$"
+    ),
+    "entitlements": re.compile(
+        r"^SELECT Name, Status FROM Entitlement WHERE AccountId = "
+        + _LITERAL
+        + r" AND Status = 'Active'$"
     ),
 }
 _MORE_PATH = re.compile(_BASE + r"/query/(01g[0-9]+)$")
@@ -98,6 +117,11 @@ class FakeSalesforce(FakeServer):
         self.user_names: dict[str, str] = {}
         self._cursors: dict[str, list[dict[str, Any]]] = {}
         self._cursor_ids = itertools.count(1)
+        self.tasks: list[dict[str, Any]] = []
+        # Account Id -> Account fields, with `Owner` as {"Email": ...}.
+        self.accounts: dict[str, dict[str, Any]] = {}
+        self.contracts: list[dict[str, Any]] = []
+        self.entitlements: list[dict[str, Any]] = []
 
     def client_session(self) -> requests.Session:
         """Return a requests session that trusts this fake's certificate only."""
@@ -136,6 +160,8 @@ class FakeSalesforce(FakeServer):
             return self._update_case(record_id, json.loads(call.body))
         if call.method == "POST" and sobject == "CaseComment":
             return self._create_comment(json.loads(call.body))
+        if call.method == "POST" and sobject == "Task":
+            return self._create_task(json.loads(call.body))
         return salesforce_error(405, "METHOD_NOT_ALLOWED", call.method)
 
     def _query(self, soql: str) -> FakeResponse:
@@ -164,8 +190,20 @@ class FakeSalesforce(FakeServer):
                 self.cases.values() if match.group(1) == "Case" else self.case_comments
             )
             records = [{"Id": row["Id"]} for row in list(rows)[-1:]]
+        elif match := _QUERIES["tasks"].match(soql):
+            what = _unescape(match.group(1))
+            records = [
+                {"Id": task["Id"], "Description": task.get("Description")}
+                for task in self.tasks
+                if task.get("WhatId") == what
+            ]
         else:
-            return salesforce_error(400, "MALFORMED_QUERY", f"unexpected SOQL: {soql}")
+            account_records = self._account_query(soql)
+            if account_records is None:
+                return salesforce_error(
+                    400, "MALFORMED_QUERY", f"unexpected SOQL: {soql}"
+                )
+            records = account_records
         return json_response(
             200, {"totalSize": len(records), "done": True, "records": records}
         )
@@ -231,3 +269,26 @@ class FakeSalesforce(FakeServer):
         comment_id = f"00a{len(self.case_comments):015d}"
         self.case_comments.append({"Id": comment_id, **fields})
         return json_response(201, {"id": comment_id, "success": True, "errors": []})
+
+    def _account_query(self, soql: str) -> list[dict[str, Any]] | None:
+        if match := _QUERIES["account"].match(soql):
+            account = self.accounts.get(_unescape(match.group(3)))
+            return [account] if account else []
+        if match := _QUERIES["contract"].match(soql):
+            account_id = _unescape(match.group(2))
+            rows = [row for row in self.contracts if row["AccountId"] == account_id]
+            rows.sort(key=lambda row: str(row.get("EndDate")), reverse=True)
+            return rows[:1]
+        if match := _QUERIES["entitlements"].match(soql):
+            account_id = _unescape(match.group(1))
+            return [
+                row
+                for row in self.entitlements
+                if row["AccountId"] == account_id and row.get("Status") == "Active"
+            ]
+        return None
+
+    def _create_task(self, fields: dict[str, Any]) -> FakeResponse:
+        task_id = f"00T{len(self.tasks):015d}"
+        self.tasks.append({"Id": task_id, **fields})
+        return json_response(201, {"id": task_id, "success": True, "errors": []})

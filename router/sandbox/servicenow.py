@@ -4,6 +4,7 @@ It implements the calls the connector makes. The first is `GET
 /api/now/table/<table>` with an encoded `sysparm_query` (conditions joined by `^`,
 operators `=`, `!=`, `LIKE`, `STARTSWITH`), `sysparm_limit`, `sysparm_offset` and
 `sysparm_fields`. The second is `PUT` or `PATCH /api/now/table/<table>/<sys_id>`.
+The third is `POST /api/now/table/<table>`, which inserts a record.
 As on a real instance, journal fields (`work_notes`, `comments`) written to a
 record become rows of `sys_journal_field` and read back as "" from the record.
 """
@@ -146,6 +147,8 @@ class FakeServiceNow(FakeServer):
             return self._get_one(table, sys_id)
         if call.method in ("PUT", "PATCH") and sys_id is not None:
             return self._update(table, sys_id, call)
+        if call.method == "POST" and sys_id is None:
+            return self._insert(table, call)
         return service_now_error(405, "Method not Supported", call.method)
 
     def _query(self, table: str, call: RecordedCall) -> FakeResponse:
@@ -240,3 +243,12 @@ class FakeServiceNow(FakeServer):
         record["sys_updated_on"] = at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         record["sys_updated_by"] = by
         return record
+
+    def _insert(self, table: str, call: RecordedCall) -> FakeResponse:
+        try:
+            fields = json.loads(call.body)
+        except json.JSONDecodeError as exc:
+            return service_now_error(400, "Exception while reading request", str(exc))
+        number = f"TASK{len(self.tables.get(table, {})) + 1:07d}"
+        record = self.add_record(table, {"number": number, **fields})
+        return json_response(201, {"result": record})

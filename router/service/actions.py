@@ -1,22 +1,23 @@
-"""Outbox actions the worker queues for a decision."""
+"""Outbox actions and stored effects the worker queues for a decision."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from functools import cache
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from router.escalation.messages import (
+    TicketSummary,
+    notification_action,
+    notification_marker,
+)
+from router.escalation.notifiers import NotifierSettings
+from router.escalation.service import start_escalation
 from router.schemas import Decision, DecisionAction, Ticket
-from router.service.history import STALE
-from router.service.planning import EventPlan, PlanOutcome
-from router.store.models import slack_messages
-from router.store.outbox import NewOutboxAction, enqueue_actions
+from router.store.models import audit_log, policy_outcomes
+from router.store.outbox import NewOutboxAction
 from router.store.records import ActionKind, InboxEvent
 
 # Terms named in a write-back note, per side of the explanation.
@@ -97,210 +98,179 @@ def review_notification_action(
     ticket: Ticket,
     decision: Decision,
     decision_id: int,
-    notifier: str = "slack",
-    target: str = "group:reviewers",
+    settings: NotifierSettings | None = None,
 ) -> NewOutboxAction | None:
-    """Build the notification that posts a review decision to the review queue.
+    """Build the notification that puts a review decision in the review queue.
 
-    Returns None for an auto-routed decision. The payload follows the
-    `notification` contract. The `slack` notifier posts a `group:` target to its
-    review channel, with the candidates and the approve and pick controls.
+    Returns None for an auto-routed decision. It goes to the configured notifier
+    (`OPSROUTE_NOTIFIER`) and target (`OPSROUTE_REVIEW_TARGET`), with the top
+    candidate groups that the Slack notifier offers as buttons.
     """
-    # TODO: Call this from the worker next to write_back_action, once installs
-    # without a notifier no longer keep such actions pending for ever.
     if decision.action is DecisionAction.AUTO_ROUTE:
         return None
-    payload: dict[str, object] = {
-        "notification_type": "review",
-        "target": target,
-        "reason": reason_line(decision),
-        "ticket_key": ticket.key,
-        "title": ticket.title,
-        "priority": ticket.priority,
-        "resolver_group": decision.resolver_group,
-        "confidence": round(decision.confidence, 4),
-        "candidates": [
-            {"group": candidate.group, "score": round(candidate.probability, 4)}
-            for candidate in decision.candidates
-        ],
-        "context": dict(ticket.context),
-        "escalation": None,
-        "link": None,
-    }
-    return NewOutboxAction(
-        system=notifier,
-        instance="default",
-        kind=ActionKind.NOTIFICATION.value,
-        ticket_key=ticket.key,
-        record_id=ticket.record_id,
-        payload=payload,
-        marker=f"opsroute:notify:{decision_id}:review",
+    settings = settings or notifier_settings()
+    return notification_action(
+        notification_type="review",
+        target=settings.review_target,
+        reason="; ".join(decision.explanation.notes) or "needs a review",
+        ticket=_summary(ticket, decision, dict(ticket.context)),
+        marker=notification_marker(str(decision_id), 0),
         decision_id=decision_id,
+        settings=settings,
     )
 
 
-# Canonical ticket states (the `state` value maps of the mapping files) in which a
-# Slack message shows the ticket as resolved, without its buttons.
-RESOLVED_STATES = frozenset({"Resolved", "Closed", "Canceled"})
+@cache
+def notifier_settings() -> NotifierSettings:
+    """Return the notifier settings, read from the environment once per process."""
+    return NotifierSettings()
 
 
-class SlackTokenSetting(BaseSettings):
-    """The Slack bot token, read from the same variable and file as the Slack app."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="OPSROUTE_SLACK_",
-        env_file=os.environ.get("OPSROUTE_SETTINGS_FILE"),
-        extra="ignore",
-    )
-
-    bot_token: SecretStr | None = None
-
-
-@dataclass(frozen=True)
-class TicketChange:
-    """The group, state and author an inbox event gives a ticket's Slack messages."""
-
-    group: str | None
-    state: str | None
-    changed_by: str
-
-
-def queue_message_updates(
-    session: Session, plans: Sequence[EventPlan], *, enabled: bool | None = None
-) -> list[int]:
-    """Queue an `info` notification for each ticket whose Slack messages are stale.
-
-    A planned event changes what a ticket's message shows when a person moved the
-    ticket to another group in its own system, when opsroute routed it again, or
-    when its state changed. Nothing is queued for a ticket without a message, and
-    nothing at all unless `enabled` (by default: OPSROUTE_SLACK_BOT_TOKEN is set).
-
-    Returns:
-        The ids of the queued actions.
-    """
-    changes: dict[str, tuple[EventPlan, TicketChange]] = {}
-    for plan in plans:
-        change = ticket_change(plan)
-        if change is not None and plan.ticket is not None:
-            # A later event of the same ticket in the batch is the newer state.
-            changes[plan.ticket.key] = (plan, change)
-    if not changes:
-        return []
-    if enabled is None:
-        enabled = SlackTokenSetting().bot_token is not None
-    if not enabled:
-        return []
-
-    rows = session.execute(
-        select(
-            slack_messages.c.ticket_key,
-            slack_messages.c.channel,
-            slack_messages.c.payload,
-            slack_messages.c.state,
-        )
-        .where(slack_messages.c.ticket_key.in_(sorted(changes)))
-        .order_by(slack_messages.c.id)
-    ).all()
-    shown: dict[str, list[Any]] = {}
-    for row in rows:
-        shown.setdefault(row.ticket_key, []).append(row)
-
-    actions = []
-    for ticket_key, (plan, change) in changes.items():
-        messages = shown.get(ticket_key)
-        if messages and any(_is_stale(message, change) for message in messages):
-            actions.append(
-                info_notification_action(plan, change, channel=messages[0].channel)
-            )
-    return enqueue_actions(session, actions=actions)
-
-
-def ticket_change(plan: EventPlan) -> TicketChange | None:
-    """Return the group and state an event gives its ticket.
-
-    Returns None for a failed event and for a late delivery.
-    """
-    ticket = plan.ticket
-    if ticket is None or plan.outcome is PlanOutcome.FAIL:
-        return None
-    if plan.reason == STALE:
-        # A late delivery carries an older state than the message may show.
-        return None
-    system = plan.event.system
-    group = None
-    changed_by = system
-    decision = plan.decision
-    if (
-        plan.outcome is PlanOutcome.ROUTE
-        and decision is not None
-        and decision.action is DecisionAction.AUTO_ROUTE
-        and not plan.observe_only
-    ):
-        group = decision.resolver_group
-        changed_by = "opsroute"
-    elif plan.transfer is not None and plan.transfer.get("to_group"):
-        group = str(plan.transfer["to_group"])
-        person = plan.transfer.get("changed_by")
-        changed_by = f"{system}:{person}" if person else system
-    return TicketChange(group=group, state=ticket.state, changed_by=changed_by)
-
-
-def _is_stale(message: Any, change: TicketChange) -> bool:
-    state = message.state or {}
-    shown_group = state.get("group") or (message.payload or {}).get("resolver_group")
-    if change.group is not None and change.group != shown_group:
-        return True
-    if change.state is None:
-        return False
-    shown_state = state.get("ticket_state")
-    if shown_state is None:
-        # A message is posted without the ticket's state, so only a resolution
-        # is worth an update until a state is shown.
-        return change.state in RESOLVED_STATES
-    return bool(change.state != shown_state)
-
-
-def info_notification_action(
-    plan: EventPlan, change: TicketChange, *, channel: str
-) -> NewOutboxAction:
-    """Build the `info` notification that updates a ticket's Slack messages in place.
-
-    The payload follows the `notification` contract, plus `change`: the new
-    `group` (or null), `state`, whether the state is `resolved`, and who made
-    the change (`changed_by`: `opsroute`, or `<system>[:<user>]`).
-    """
-    ticket = plan.ticket
-    if ticket is None:
-        raise ValueError(f"Event {plan.event.id} has no ticket to notify about.")
-    what = f"moved to {change.group}" if change.group else f"now {change.state}"
-    payload: dict[str, object] = {
-        "notification_type": "info",
-        "target": f"channel:{channel}",
-        "reason": f"{ticket.external_id} {what} ({change.changed_by}).",
-        "ticket_key": ticket.key,
-        "title": ticket.title,
-        "priority": ticket.priority,
-        "resolver_group": change.group,
-        "confidence": None,
-        "candidates": [],
-        "context": {},
-        "escalation": None,
-        "link": None,
-        "change": {
-            "group": change.group,
-            "state": change.state,
-            "resolved": change.state in RESOLVED_STATES,
-            "changed_by": change.changed_by,
-        },
-    }
-    return NewOutboxAction(
-        system="slack",
-        instance="default",
-        kind=ActionKind.NOTIFICATION.value,
+def _summary(
+    ticket: Ticket, decision: Decision, context: dict[str, object]
+) -> TicketSummary:
+    return TicketSummary(
         ticket_key=ticket.key,
-        record_id=ticket.record_id,
-        payload=payload,
-        # One update per inbox event, so a redelivered event queues nothing new.
-        marker=f"opsroute:notify:event-{plan.event.id}:info",
-        decision_id=None,
+        title=ticket.title,
+        priority=decision.priority or ticket.priority,
+        resolver_group=decision.resolver_group,
+        confidence=round(decision.confidence, 4),
+        candidates=[
+            {"group": item.group, "score": round(item.probability, 4)}
+            for item in decision.candidates
+        ],
+        context=context,
     )
+
+
+def task_marker(decision_id: int, task_type: str) -> str:
+    """Return the marker of a decision's task, which the connector looks for."""
+    return f"opsroute:task:{decision_id}:{task_type}"
+
+
+def decision_actions(
+    *,
+    event: InboxEvent,
+    ticket: Ticket,
+    decision: Decision,
+    decision_id: int,
+    settings: NotifierSettings | None = None,
+) -> list[NewOutboxAction]:
+    """Build every action of a decision: write-back, tasks and notifications.
+
+    Tasks go to the ticket's own system, linked to its record. Notifications go
+    to the configured notifier, and a review decision also notifies the review
+    target (`OPSROUTE_REVIEW_TARGET`).
+    """
+    settings = settings or notifier_settings()
+    actions: list[NewOutboxAction] = []
+    write_back = write_back_action(
+        event=event, ticket=ticket, decision=decision, decision_id=decision_id
+    )
+    if write_back is not None:
+        actions.append(write_back)
+    record_id = ticket.record_id or event.record_key
+    table = event.record.get("table") or event.record.get("sys_class_name")
+    for task in decision.tasks:
+        payload: dict[str, object] = {
+            "task_type": task.type,
+            "title": task.title,
+            "description": task.description,
+            "assignee": task.assignee,
+            "parent_record_id": record_id,
+        }
+        if event.system == "servicenow" and isinstance(table, str) and table:
+            payload["table"] = table
+        actions.append(
+            NewOutboxAction(
+                system=event.system,
+                instance=event.instance,
+                kind=ActionKind.TASK.value,
+                ticket_key=ticket.key,
+                record_id=record_id,
+                payload=payload,
+                marker=task_marker(decision_id, task.type),
+                decision_id=decision_id,
+            )
+        )
+    actions.extend(_notifications(ticket, decision, decision_id, settings))
+    return actions
+
+
+def _notifications(
+    ticket: Ticket, decision: Decision, decision_id: int, settings: NotifierSettings
+) -> list[NewOutboxAction]:
+    actions = [
+        notification_action(
+            notification_type="info",
+            target=item.target,
+            reason=item.reason,
+            ticket=_summary(ticket, decision, item.context),
+            marker=notification_marker(str(decision_id), number),
+            decision_id=decision_id,
+            settings=settings,
+        )
+        for number, item in enumerate(decision.notifications, start=1)
+    ]
+    review = review_notification_action(
+        ticket=ticket, decision=decision, decision_id=decision_id, settings=settings
+    )
+    if review is not None:
+        actions.append(review)
+    return actions
+
+
+def record_decision_effects(
+    session: Session, *, items: Sequence[tuple[Ticket, Decision, int]]
+) -> None:
+    """Store the policy outcomes, audit the enricher calls and start escalations.
+
+    Args:
+        items: (ticket, decision, decision id) of each stored decision.
+    """
+    if not items:
+        return
+    session.execute(
+        insert(policy_outcomes),
+        [
+            {
+                "decision_id": decision_id,
+                "ticket_key": ticket.key,
+                "rules_fired": list(decision.rules_fired),
+                "tasks": [task.model_dump(mode="json") for task in decision.tasks],
+                "notifications": [
+                    {"target": item.target, "reason": item.reason}
+                    for item in decision.notifications
+                ],
+                "escalation": decision.escalation,
+                "priority": decision.priority,
+                "unknown_fields": list(decision.unknown_fields),
+            }
+            for ticket, decision, decision_id in items
+        ],
+    )
+    audit_rows = [
+        {
+            "at": decision.decided_at,
+            "event": "enrichment",
+            "ticket_key": ticket.key,
+            "actor": "opsroute",
+            "inputs": {},
+            "versions": {},
+            "details": call.model_dump(mode="json", exclude_none=True),
+        }
+        for ticket, decision, _ in items
+        for call in decision.enrichment
+    ]
+    if audit_rows:
+        session.execute(insert(audit_log), audit_rows)
+    for ticket, decision, _ in items:
+        if decision.escalation is not None:
+            start_escalation(
+                session,
+                ticket_key=ticket.key,
+                policy=decision.escalation,
+                now=decision.decided_at,
+                reason=f"policy rules {', '.join(decision.rules_fired)}",
+                priority=decision.priority,
+            )

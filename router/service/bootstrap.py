@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from router.classification.model import RoutingModel
 from router.classification.registry import load_model
+from router.enrichment.registry import build_pipeline
 from router.mapping import MappingSet
 from router.routing import TicketRouter
 from router.service.logs import describe_error
@@ -74,6 +75,9 @@ class Bootstrap:
         self.state = state
         self._on_migrated = on_migrated
         self._on_model = on_model
+        # Set once start-up found the migrations current; the runtime's probe
+        # checks them again from then on.
+        self.migrated = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._child: multiprocessing.process.BaseProcess | None = None
@@ -134,6 +138,7 @@ class Bootstrap:
             return False
         self.state.migrations_current = True
         self.state.migrations_detail = "current"
+        self.migrated = True
         return True
 
     def _obtain_model(self) -> bool:
@@ -159,7 +164,13 @@ class Bootstrap:
                 return None
 
     def _use(self, model: RoutingModel) -> None:
-        self.state.router = TicketRouter(model=model, mappings=self._mappings)
+        self.state.router = TicketRouter(
+            model=model,
+            mappings=self._mappings,
+            enrichment=build_pipeline(
+                self._mappings.enrichment, session_factory=self._session_factory
+            ),
+        )
         self.state.model_version = model.version
         self.state.model_detail = "loaded"
         self._metrics.model_ready.set(1)

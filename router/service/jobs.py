@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.analytics.notify import queue_drift_summary
+from router.escalation.settings import EscalationSettings
+from router.escalation.timers import run_timers
 from router.intake.plugin import PollingConnector
 from router.service.logs import describe_error
 from router.service.polling import ConnectorPoller
@@ -25,6 +28,11 @@ logger = logging.getLogger(__name__)
 QUEUE_REPORT_JOB = "queue-report"
 PRUNE_JOB = "job-runs-prune"
 PRUNE_INTERVAL_SECONDS = 3600.0
+DRIFT_JOB = "drift-review"
+# NOTE: Slots are aligned to the Unix epoch, so "monthly" is every 30 days and not
+# on a calendar date.
+DRIFT_INTERVAL_SECONDS = 30 * 24 * 3600.0
+ESCALATION_JOB = "escalation-timers"
 # Job runs are kept this long, which is plenty to audit a handover.
 JOB_RUN_RETENTION = timedelta(days=1)
 
@@ -32,7 +40,8 @@ JOB_RUN_RETENTION = timedelta(days=1)
 def register_default_jobs(
     scheduler: LeasedScheduler, *, runtime: ServiceRuntime
 ) -> None:
-    """Register the queue report, the pruning of old job runs and the polls."""
+    """Register the queue report, job-run pruning, drift review, escalation timers
+    and the polls."""
     scheduler.add_job(
         QUEUE_REPORT_JOB,
         lambda: report_queues(runtime),
@@ -42,6 +51,16 @@ def register_default_jobs(
         PRUNE_JOB,
         lambda: prune_old_job_runs(runtime),
         interval_seconds=PRUNE_INTERVAL_SECONDS,
+    )
+    scheduler.add_job(
+        DRIFT_JOB,
+        lambda: review_drift_monthly(runtime),
+        interval_seconds=DRIFT_INTERVAL_SECONDS,
+    )
+    scheduler.add_job(
+        ESCALATION_JOB,
+        lambda: run_escalation_timers(runtime),
+        interval_seconds=EscalationSettings().escalation_tick_seconds,
     )
     register_poll_jobs(scheduler, runtime=runtime)
 
@@ -124,3 +143,15 @@ def prune_old_job_runs(runtime: ServiceRuntime) -> None:
     with write_transaction(runtime.session_factory) as session:
         deleted = prune_job_runs(session, before=before)
     logger.info("Pruned %d job runs older than %s", deleted, before.isoformat())
+
+
+def review_drift_monthly(runtime: ServiceRuntime) -> None:
+    """Run the drift review and queue its summary for the notifier."""
+    with write_transaction(runtime.session_factory) as session:
+        queue_drift_summary(session, now=datetime.now(UTC))
+
+
+def run_escalation_timers(runtime: ServiceRuntime) -> None:
+    """Fire the due escalation timers and record SLA breaches, in one transaction."""
+    with write_transaction(runtime.session_factory) as session:
+        run_timers(session, now=datetime.now(UTC))

@@ -35,6 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from router.classification.registry import load_model
+from router.enrichment.registry import build_pipeline
+from router.escalation.notifiers import deliverers
+from router.escalation.records import use_mappings
 from router.intake.plugin import load_connectors, load_notifiers
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
@@ -282,6 +285,7 @@ def run_pipeline(
     engine = make_service_engine(settings.database_url)
     session_factory = db.session_factory(engine)
     mappings = load_mappings(settings.mappings_dir)
+    use_mappings(mappings)
     connectors = load_connectors(settings, mappings=mappings)
     worker_id = f"{settings.replica_id}/pipeline"
     outbox_wake = threading.Event()
@@ -300,10 +304,10 @@ def run_pipeline(
     dispatcher = OutboxDispatcher(
         session_factory=session_factory,
         # Notifiers deliver `notification` actions alongside the connectors.
-        connectors={
-            **load_notifiers(session_factory=session_factory, mappings=mappings),
-            **connectors,
-        },
+        connectors=deliverers(
+            connectors,
+            load_notifiers(session_factory=session_factory, mappings=mappings),
+        ),
         worker_id=worker_id,
         backoff=BackoffPolicy(
             base_seconds=settings.dispatch_backoff_base_seconds,
@@ -367,7 +371,13 @@ def _load_router(
             logger.warning("Cannot load the model yet: %s", describe_error(error))
             stop.wait(settings.model_poll_seconds)
             continue
-        worker.router = TicketRouter(model=model, mappings=mappings)
+        worker.router = TicketRouter(
+            model=model,
+            mappings=mappings,
+            enrichment=build_pipeline(
+                mappings.enrichment, session_factory=session_factory
+            ),
+        )
         worker.start()
         logger.info("Pipeline routing with model %s", model.version)
         _send(sender, ("model", model.version))

@@ -125,8 +125,9 @@ class Planner:
         routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
         if routed:
             ticket_list = [plan.ticket for plan in routed if plan.ticket is not None]
-            decisions = self._router.route(ticket_list, now=decided_at)
-            for plan, decision in zip(routed, decisions, strict=True):
+            results = self._router.route_enriched(ticket_list, now=decided_at)
+            for plan, (ticket, decision) in zip(routed, results, strict=True):
+                plan.ticket = ticket
                 plan.decision = decision
         return plans
 

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from router.escalation.notifiers import deliverers
+from router.escalation.records import use_mappings
 from router.intake.plugin import Connector, load_connectors, load_notifiers
 from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
@@ -142,15 +144,16 @@ class ServiceRuntime:
             wake=inbox_wake,
             on_actions=outbox_wake.set,
         )
+        use_mappings(self.mappings)
         self.dispatcher = OutboxDispatcher(
             session_factory=self.session_factory,
             # Notifiers deliver `notification` actions alongside the connectors.
-            connectors={
-                **load_notifiers(
+            connectors=deliverers(
+                self.connectors,
+                load_notifiers(
                     session_factory=self.session_factory, mappings=self.mappings
                 ),
-                **self.connectors,
-            },
+            ),
             worker_id=settings.replica_id,
             backoff=BackoffPolicy(
                 base_seconds=settings.dispatch_backoff_base_seconds,
@@ -243,6 +246,8 @@ class ServiceRuntime:
             self._probe_database()
             now = time.monotonic()
             due = now - last_depth >= self.settings.queue_depth_seconds
+            if self.probe.reachable and self.bootstrap.migrated and due:
+                self.check_migrations()
             if self.probe.reachable and self.state.migrations_current and due:
                 self.refresh_queue_depth()
                 self.connector_health = read_connector_health(self)
@@ -267,6 +272,33 @@ class ServiceRuntime:
         self.probe = DatabaseProbe(
             reachable=True, detail="reachable", checked_at=time.monotonic()
         )
+
+    def check_migrations(self) -> bool:
+        """Compare the database's revision with this replica's, after start-up.
+
+        Another replica of a newer release may migrate the shared database, or an
+        operator may downgrade it; either way this replica's code no longer fits
+        the tables, so `/readyz` says so until the revisions match again.
+        """
+        try:
+            applied = db.current_revision(self.engine)
+            pending = db.pending_migrations(self.engine)
+        except SQLAlchemyError as error:
+            logger.warning("Cannot read the migration state: %s", describe_error(error))
+            return self.state.migrations_current
+        if pending and self.state.migrations_current:
+            head = db.head_revision()
+            self.state.migrations_detail = (
+                f"the database is at revision {applied}, but this replica expects "
+                f"{head}; run the same opsroute release on every replica and "
+                "`opsroute db upgrade`"
+            )
+            logger.error("Migrations differ: %s", self.state.migrations_detail)
+        elif not pending and not self.state.migrations_current:
+            self.state.migrations_detail = "current"
+            logger.info("The database is at this replica's revision again")
+        self.state.migrations_current = not pending
+        return not pending
 
     def refresh_queue_depth(self) -> dict[str, int]:
         """Count pending inbox events and pending or dead actions into the gauges."""

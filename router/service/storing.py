@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from router.analytics.learning import service_hooks
+from router.escalation.updates import observe_ticket_updates
 from router.schemas import Decision, Ticket
-from router.service.actions import queue_message_updates, write_back_action
+from router.service.actions import decision_actions, record_decision_effects
+from router.service.message_updates import queue_message_updates
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
 from router.store.outbox import NewOutboxAction, enqueue_actions
@@ -92,6 +96,11 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             )
             applied.failed += 1
     skipped = [plan for plan in plans if plan.outcome is PlanOutcome.SKIP]
+    observe_ticket_updates(
+        session,
+        tickets=[plan.ticket for plan in skipped if plan.ticket is not None],
+        now=utc_now(),
+    )
     for reason in sorted({plan.reason or ROUTED_BEFORE for plan in skipped}):
         changed += mark_inbox_done(
             session,
@@ -109,26 +118,39 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
     routed = [plan for plan in plans if plan.outcome is PlanOutcome.ROUTE]
     pairs = [_pair(plan) for plan in routed]
     if pairs:
+        pairs = service_hooks.guard(session, pairs)
         decision_ids = save_decisions(session, items=pairs)
+        service_hooks.record_shadow(session, pairs, decision_ids)
+        record_decision_effects(
+            session,
+            items=[
+                (ticket, decision, decision_id)
+                for (ticket, decision), decision_id in zip(
+                    pairs, decision_ids, strict=True
+                )
+            ],
+        )
         actions: list[NewOutboxAction] = []
         for plan, (ticket, decision), decision_id in zip(
             routed, pairs, decision_ids, strict=True
         ):
             if plan.observe_only:
+                # Tasks and notifications are left out too: observe-only writes
+                # nothing to the source system and pages nobody.
                 logger.info(
-                    "Observe-only: decision %s for %s queues no write-back",
+                    "Observe-only: decision %s for %s queues no actions",
                     decision_id,
                     ticket.key,
                 )
                 continue
-            action = write_back_action(
-                event=plan.event,
-                ticket=ticket,
-                decision=decision,
-                decision_id=decision_id,
+            actions.extend(
+                decision_actions(
+                    event=plan.event,
+                    ticket=ticket,
+                    decision=decision,
+                    decision_id=decision_id,
+                )
             )
-            if action is not None:
-                actions.append(action)
         if actions:
             applied.action_ids = enqueue_actions(session, actions=actions)
         changed += mark_inbox_done(session, ids=[plan.event.id for plan in routed])
@@ -175,3 +197,8 @@ def _pair(plan: EventPlan) -> tuple[Ticket, Decision]:
     if plan.ticket is None or plan.decision is None:
         raise RuntimeError(f"Event {plan.event.id} is planned for routing undecided.")
     return plan.ticket, plan.decision
+
+
+def utc_now() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(UTC)

@@ -198,12 +198,14 @@ def insert_decision_audit(
     actor: str,
     input_fields: Sequence[str],
     now: datetime,
+    at_decision_time: bool = False,
 ) -> None:
     rows: list[dict[str, Any]] = []
     for item, decision_id in zip(prepared, decision_ids, strict=True):
         decision = item.decision
         versions = {"model": decision.model_version, "policy": decision.policy_version}
-        common = {"at": now, "ticket_key": item.ticket.key, "actor": actor}
+        at = decision.decided_at if at_decision_time else now
+        common = {"at": at, "ticket_key": item.ticket.key, "actor": actor}
         rows.append(
             common
             | {

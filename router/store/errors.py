@@ -92,6 +92,19 @@ class ModelVersionConflictError(StoreError, ValueError):
         self.field = field
 
 
+class NoPreviousModelError(StoreError, LookupError):
+    """A rollback found no previous model to return to."""
+
+    def __init__(self, *, kind: str, dataset: str) -> None:
+        super().__init__(
+            f"No previous {kind!r} model for dataset {dataset!r} to roll back to; "
+            "a rollback needs a model that was active before the current one. "
+            "List the stored models with `opsroute model list`."
+        )
+        self.kind = kind
+        self.dataset = dataset
+
+
 class ActionNotFoundError(StoreError, LookupError):
     """No outbox action has the id."""
 

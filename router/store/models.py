@@ -210,6 +210,8 @@ class ModelRow(Base):
     artefact: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean)
+    # active, shadow, previous or retired; `active` is true exactly in state active.
+    state: Mapped[str] = mapped_column(String(20), server_default="retired")
 
 
 class AuditLogRow(Base):
@@ -396,3 +398,96 @@ job_runs = cast(Table, JobRunRow.__table__)
 connector_state = cast(Table, ConnectorStateRow.__table__)
 slack_messages = cast(Table, SlackMessageRow.__table__)
 slack_requests = cast(Table, SlackRequestRow.__table__)
+
+
+class ShadowDecisionRow(Base):
+    """A shadow model's decision for a ticket, stored but never acted on."""
+
+    __tablename__ = "shadow_decisions"
+    __table_args__ = (
+        Index(
+            "ix_shadow_decisions_model_version_decided_at",
+            "model_version",
+            "decided_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The live decision made for the same ticket at the same time.
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    model_version: Mapped[str] = mapped_column(String(100))
+    resolver_group: Mapped[str] = mapped_column(String(255))
+    confidence: Mapped[float] = mapped_column(Float)
+    action: Mapped[str] = mapped_column(String(20))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+shadow_decisions = cast(Table, ShadowDecisionRow.__table__)
+
+
+class PolicyOutcomeRow(Base):
+    """The rules that fired for one decision and the effects they requested."""
+
+    __tablename__ = "policy_outcomes"
+    __table_args__ = (Index("ix_policy_outcomes_ticket_key", "ticket_key"),)
+
+    decision_id: Mapped[int] = mapped_column(
+        ForeignKey("decisions.id"), primary_key=True
+    )
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    rules_fired: Mapped[list[str]] = mapped_column(JSONType)
+    tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    notifications: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    escalation: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    unknown_fields: Mapped[list[str]] = mapped_column(JSONType)
+
+
+class EscalationRow(Base):
+    """A ticket's escalation: its level, timers and SLA clock; one active per ticket.
+
+    `levels` and `business_hours` are copied from the policy file when the
+    escalation starts, so the timers keep their plan across restarts and edits.
+    """
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open', 'acknowledged', 'resolved')", name="status"
+        ),
+        Index(
+            "uq_escalations_active_ticket_key",
+            "ticket_key",
+            unique=True,
+            sqlite_where=text("status != 'resolved'"),
+            postgresql_where=text("status != 'resolved'"),
+        ),
+        Index("ix_escalations_status_next_fire_at", "status", "next_fire_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_key: Mapped[str] = mapped_column(String(300))
+    policy: Mapped[str] = mapped_column(String(100))
+    policy_version: Mapped[str] = mapped_column(String(100))
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    level: Mapped[int] = mapped_column(Integer)
+    repeats_done: Mapped[int] = mapped_column(Integer)
+    notifications_sent: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    priority: Mapped[int | None] = mapped_column(Integer)
+    entitlement: Mapped[str | None] = mapped_column(String(100))
+    assignment_group: Mapped[str | None] = mapped_column(String(255))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sla_breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+policy_outcomes = cast(Table, PolicyOutcomeRow.__table__)
+escalations = cast(Table, EscalationRow.__table__)

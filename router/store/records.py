@@ -19,8 +19,23 @@ class AuditEvent(StrEnum):
     REVIEW_RESOLVED = "review_resolved"
     MODEL_TRAINED = "model_trained"
     MODEL_ACTIVATED = "model_activated"
+    MODEL_ROLLED_BACK = "model_rolled_back"
     OUTBOX_RETRIED = "outbox_retried"
     TRANSFER = "transfer"
+
+
+class ModelState(StrEnum):
+    """Lifecycle of a stored model within its kind and dataset.
+
+    One model is active and routes. A shadow model decides alongside it without
+    acting until it is promoted. The model that was active before the current one is
+    previous, which `rollback_model` restores. Every older model is retired.
+    """
+
+    ACTIVE = "active"
+    SHADOW = "shadow"
+    PREVIOUS = "previous"
+    RETIRED = "retired"
 
 
 class InboxStatus(StrEnum):
@@ -152,6 +167,7 @@ class ModelInfo:
     data_hash: str
     created_at: datetime
     active: bool
+    state: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """Trained models and their artefacts, stored in the database.
 
 Every replica loads its model from here, so all of them route with the same
-version. At most one model per (kind, dataset) is active. Like the rest of the store,
-these functions never commit.
+version. At most one model per (kind, dataset) is active; the others are in shadow,
+previous or retired state (see `ModelState`). Like the rest of the store, these
+functions never commit.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from router.store.db import dialect_insert
-from router.store.errors import ModelNotFoundError, ModelVersionConflictError
+from router.store.errors import (
+    ModelNotFoundError,
+    ModelVersionConflictError,
+    NoPreviousModelError,
+)
 from router.store.models import models
-from router.store.records import AuditEvent, ModelInfo, ModelRecord
+from router.store.records import AuditEvent, ModelInfo, ModelRecord, ModelState
 from router.store.service import append_audit
 
 logger = logging.getLogger(__name__)
@@ -37,14 +42,19 @@ def save_model(
     params: Mapping[str, Any],
     data_hash: str,
     artefact: bytes,
-    activate: bool,
+    activate: bool | None,
     actor: str = "opsroute",
-) -> None:
-    """Store a trained model under `version`, and make it active if asked.
+) -> ModelInfo:
+    """Store a trained model under `version`, as the active one or in shadow.
 
-    Saving a version that is already stored with the same kind, dataset and data hash
-    changes nothing but its activation, so a retried training run is harmless. A new
-    version appends a "model_trained" audit row.
+    With `activate` None, the model becomes active when its kind and dataset have no
+    active model yet, and runs in shadow otherwise. True activates it at once and
+    False stores it in shadow. Saving a version that is already stored with the same
+    kind, dataset and data hash changes nothing but its activation, so a retried
+    training run is harmless. A new version appends a "model_trained" audit row.
+
+    Returns:
+        The stored model's metadata after the save.
 
     Raises:
         ModelVersionConflictError: the version is stored with another kind, dataset
@@ -71,6 +81,7 @@ def save_model(
             "artefact": artefact,
             "created_at": datetime.now(UTC),
             "active": False,
+            "state": ModelState.SHADOW.value,
         }
         inserted_id = session.execute(stmt.returning(models.c.id), row).scalar()
         inserted = inserted_id is not None
@@ -102,12 +113,20 @@ def save_model(
             },
         )
         logger.info("Stored %s model %s (%d bytes)", kind, version, len(artefact))
+    if activate is None:
+        activate = inserted and _active(session, kind=kind, dataset=dataset) is None
     if activate and not stored.active:
-        activate_model(session, version=version, actor=actor)
+        return activate_model(session, version=version, actor=actor)
+    if inserted:
+        logger.info("Model %s runs in shadow until it is promoted", version)
+    return stored
 
 
 def activate_model(session: Session, *, version: str, actor: str) -> ModelInfo:
     """Make `version` the active model of its kind and dataset.
+
+    The model active until now becomes previous, and the former previous one is
+    retired, so `rollback_model` can return to the model replaced here.
 
     Raises:
         ModelNotFoundError: no model has that version.
@@ -118,17 +137,23 @@ def activate_model(session: Session, *, version: str, actor: str) -> ModelInfo:
     if stored.active:
         return stored
 
+    same_line = (models.c.kind == stored.kind, models.c.dataset == stored.dataset)
+    session.execute(
+        update(models)
+        .where(*same_line, models.c.state == ModelState.PREVIOUS.value)
+        .values(state=ModelState.RETIRED.value)
+    )
     # Deactivate first, because the partial unique index allows one active row.
     session.execute(
         update(models)
-        .where(
-            models.c.kind == stored.kind,
-            models.c.dataset == stored.dataset,
-            models.c.active.is_(True),
-        )
-        .values(active=False)
+        .where(*same_line, models.c.active.is_(True))
+        .values(active=False, state=ModelState.PREVIOUS.value)
     )
-    session.execute(update(models).where(models.c.id == stored.id).values(active=True))
+    session.execute(
+        update(models)
+        .where(models.c.id == stored.id)
+        .values(active=True, state=ModelState.ACTIVE.value)
+    )
     append_audit(
         session,
         event=AuditEvent.MODEL_ACTIVATED,
@@ -142,6 +167,88 @@ def activate_model(session: Session, *, version: str, actor: str) -> ModelInfo:
     if refreshed is None:
         raise RuntimeError(f"Model version {version!r} vanished while activating.")
     return refreshed
+
+
+def rollback_model(
+    session: Session, *, actor: str, kind: str = "routing", dataset: str | None = None
+) -> ModelInfo:
+    """Make the previous model active again and retire the one that replaced it.
+
+    Args:
+        dataset: the dataset whose model to roll back; None takes the dataset of the
+            newest active model of the kind.
+
+    Returns:
+        The model that is active now.
+
+    Raises:
+        ModelNotFoundError: the kind (and dataset) has no active model.
+        NoPreviousModelError: no previous model is stored to return to.
+    """
+    current = _active(session, kind=kind, dataset=dataset)
+    if current is None:
+        raise ModelNotFoundError(version=None, kind=kind, dataset=dataset)
+    same_line = (models.c.kind == kind, models.c.dataset == current.dataset)
+    previous = _info(
+        session,
+        select(*_INFO_COLUMNS).where(
+            *same_line, models.c.state == ModelState.PREVIOUS.value
+        ),
+    )
+    if previous is None:
+        raise NoPreviousModelError(kind=kind, dataset=current.dataset)
+
+    session.execute(
+        update(models)
+        .where(models.c.id == current.id)
+        .values(active=False, state=ModelState.RETIRED.value)
+    )
+    session.execute(
+        update(models)
+        .where(models.c.id == previous.id)
+        .values(active=True, state=ModelState.ACTIVE.value)
+    )
+    append_audit(
+        session,
+        event=AuditEvent.MODEL_ROLLED_BACK,
+        ticket_key=None,
+        actor=actor,
+        versions={"model": previous.version},
+        details={
+            "kind": kind,
+            "dataset": current.dataset,
+            "from_version": current.version,
+            "to_version": previous.version,
+        },
+    )
+    logger.info(
+        "Rolled %s model back from %s to %s", kind, current.version, previous.version
+    )
+    restored = _info(session, select(*_INFO_COLUMNS).where(models.c.id == previous.id))
+    if restored is None:
+        raise RuntimeError(f"Model version {previous.version!r} vanished in rollback.")
+    return restored
+
+
+def find_shadow_model(
+    session: Session, *, kind: str = "routing", dataset: str | None = None
+) -> ModelInfo | None:
+    """Return the newest model of `kind` in shadow (of `dataset`, when given)."""
+    query = select(*_INFO_COLUMNS).where(
+        models.c.kind == kind, models.c.state == ModelState.SHADOW.value
+    )
+    if dataset is not None:
+        query = query.where(models.c.dataset == dataset)
+    return _info(
+        session, query.order_by(models.c.created_at.desc(), models.c.id.desc()).limit(1)
+    )
+
+
+def find_active_model(
+    session: Session, *, kind: str = "routing", dataset: str | None = None
+) -> ModelInfo | None:
+    """Return the active model of `kind`, the newest one when no dataset is given."""
+    return _active(session, kind=kind, dataset=dataset)
 
 
 def load_model_record(
@@ -198,6 +305,17 @@ def list_models(session: Session, *, kind: str | None = None) -> list[ModelInfo]
     if kind is not None:
         query = query.where(models.c.kind == kind)
     return [ModelInfo(**row._mapping) for row in session.execute(query)]
+
+
+def _active(session: Session, *, kind: str, dataset: str | None) -> ModelInfo | None:
+    query = select(*_INFO_COLUMNS).where(
+        models.c.kind == kind, models.c.active.is_(True)
+    )
+    if dataset is not None:
+        query = query.where(models.c.dataset == dataset)
+    return _info(
+        session, query.order_by(models.c.created_at.desc(), models.c.id.desc()).limit(1)
+    )
 
 
 def _info(session: Session, query: Select[Any]) -> ModelInfo | None:

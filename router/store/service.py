@@ -34,6 +34,7 @@ def save_decisions(
     items: Sequence[tuple[Ticket, Decision]],
     actor: str = "opsroute",
     input_fields: Sequence[str] = MODEL_INPUT_FIELDS,
+    audit_at_decision_time: bool = False,
 ) -> list[int]:
     """Store a batch of routed tickets with their decisions, review items and audit.
 
@@ -48,6 +49,8 @@ def save_decisions(
             last pair wins for the ticket row and the review item.
         actor: who decided, as recorded in the audit log.
         input_fields: Ticket fields recorded as the model's inputs.
+        audit_at_decision_time: record the audit rows at each decision's
+            `decided_at` instead of now, for replays on a simulated clock.
 
     Returns:
         The ids of the stored decisions, in the order of `items`.
@@ -80,6 +83,7 @@ def save_decisions(
         actor=actor,
         input_fields=input_fields,
         now=now,
+        at_decision_time=audit_at_decision_time,
     )
     logger.debug(
         "Saved %d decisions for %d tickets, %d review items",
@@ -152,6 +156,7 @@ def append_audit(
     inputs: Mapping[str, Any] | None = None,
     versions: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> int:
     """Append one audit row and return its id.
 
@@ -163,6 +168,8 @@ def append_audit(
         inputs: what the action was based on.
         versions: model and policy versions in force, as {"model": ..., "policy": ...}.
         details: the outcome.
+        at: when the event happened, for events replayed or simulated on their own
+            clock; None records the current time. It must be timezone-aware.
     """
     if not event:
         raise ValueError("Audit event is empty; pass a name such as 'decision'.")
@@ -171,7 +178,7 @@ def append_audit(
     return session.execute(
         insert(audit_log).returning(audit_log.c.id),
         {
-            "at": datetime.now(UTC),
+            "at": datetime.now(UTC) if at is None else at,
             "event": str(event),
             "ticket_key": ticket_key,
             "actor": actor,

@@ -83,6 +83,14 @@ def test_escalate_queues_note(
     reply = fake_slack.replies()[0]["text"]
     assert reply.startswith(f"Escalated {ROUTED_TICKET} to level")
     with sessions() as session:
-        (payload,) = session.execute(select(outbox_actions.c.payload)).scalars().all()
+        kinds = dict(
+            session.execute(
+                select(outbox_actions.c.kind, outbox_actions.c.payload)
+            ).all()
+        )
+    # The note goes to the ticket's system; the engine notifies the next level.
+    assert sorted(kinds) == ["notification", "write_back"]
+    payload = kinds["write_back"]
     assert "group" not in payload
     assert payload["reason"].endswith(": customer is down")
+    assert kinds["notification"]["notification_type"] == "escalation"

@@ -386,3 +386,17 @@ def test_info_without_message_posts_nothing(
     assert action.result["updated"] == 0
     assert fake_slack.method_calls("chat.postMessage") == []
     assert fake_slack.method_calls("chat.update") == []
+
+
+def test_policy_info_without_change_posts(
+    notifier: SlackNotifier, fake_slack: FakeSlack, sessions: sessionmaker[Session]
+) -> None:
+    fake_slack.add_user("U0AM", name="Alan Turing", email="alan@example.com")
+    payload = _info(ROUTED_KEY) | {"target": "account_manager:alan@example.com"}
+    del payload["change"]
+    _queue(sessions, payload, "opsroute:notify:5:1")
+
+    _dispatch(notifier, sessions)
+
+    (posted,) = fake_slack.method_calls("chat.postMessage")
+    assert posted["channel"] == "U0AM"

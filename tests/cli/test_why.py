@@ -55,8 +55,11 @@ def test_why_json_lists_audit_events(
     result = run_cli(["why", key, "--json"], demo_database.env)
     assert result.exit_code == 0, result.output
     trail = json.loads(result.stdout)["trail"]
-    assert [entry["event"] for entry in trail] == ["classification", "decision"]
+    assert [entry["event"] for entry in trail[:2]] == ["classification", "decision"]
     assert trail[1]["details"]["action"] == "auto_route"
+    # The demo's simulated follow-up comes after the decision and ends resolved.
+    assert trail[-1]["event"] == "ticket_resolved"
+    assert all(entry["details"]["simulated"] for entry in trail[2:])
 
 
 def test_why_accepts_id_without_system(

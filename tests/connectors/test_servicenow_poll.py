@@ -306,3 +306,50 @@ def test_poll_unreachable_instance_fails(mappings: MappingSet) -> None:
 
     assert "ConnectionError" in str(caught.value)
     assert "after 3 attempts" in str(caught.value)
+
+
+def test_partial_webhook_record_is_reread(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    mappings: MappingSet,
+) -> None:
+    (sys_id,) = add_incidents(fake_servicenow, ["2026-11-30 08:01:00"])
+
+    ticket = connector.to_ticket(
+        {"sys_id": sys_id, "table": "incident", "priority": "2"}, mappings=mappings
+    )
+
+    assert ticket.external_id == "INC0000001"
+    assert ticket.title == "Printer 1 jams"
+    assert ticket.priority == 2
+
+
+def test_complete_webhook_record_is_not_reread(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    mappings: MappingSet,
+) -> None:
+    record = {
+        "sys_id": "d" * 32,
+        "number": "INC0000009",
+        "short_description": "Mailbox full",
+    }
+
+    ticket = connector.to_ticket(record, mappings=mappings)
+
+    assert ticket.title == "Mailbox full"
+    assert fake_servicenow.calls == []
+
+
+def test_failed_reread_routes_posted_fields(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    mappings: MappingSet,
+) -> None:
+    fake_servicenow.fail_next(500)
+    record = {"sys_id": "e" * 32, "number": "INC0000010"}
+
+    ticket = connector.to_ticket(record, mappings=mappings)
+
+    assert ticket.external_id == "INC0000010"
+    assert len(fake_servicenow.calls) == 1

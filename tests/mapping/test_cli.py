@@ -13,7 +13,7 @@ from router.cli.mappings import mappings
 def test_validate_shipped_tree_exits_zero(shipped_dir: Path) -> None:
     result = CliRunner().invoke(mappings, ["validate", str(shipped_dir)])
     assert result.exit_code == 0
-    assert result.output.startswith("OK: 8 files checked in mappings (3 systems,")
+    assert result.output.startswith("OK: 20 files checked in mappings (3 systems,")
 
 
 def test_validate_without_dir_uses_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

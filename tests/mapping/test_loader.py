@@ -44,8 +44,12 @@ def test_shipped_tree_validates_clean(shipped_dir: Path) -> None:
 def test_shipped_tree_loads_every_kind(mapping_set: MappingSet) -> None:
     assert sorted(mapping_set.systems) == ["jira", "salesforce", "servicenow"]
     assert sorted(mapping_set.examples) == [
+        "billing-dispute",
         "jira_issue",
+        "production-degradation",
+        "provisioning-failure",
         "salesforce_case",
+        "seat-overage-access",
         "servicenow_incident",
     ]
     assert mapping_set.thresholds.default == 0.9
@@ -160,7 +164,7 @@ def test_duplicate_group_name_reported(edit_yaml: EditYaml, mapping_copy: Path) 
 
     edit_yaml("taxonomy.yaml", duplicate)
     problem = _only(validate_mappings(mapping_copy), "mappings/taxonomy.yaml")
-    assert problem.key_path == "resolver_groups[31].name"
+    assert problem.key_path == "resolver_groups[35].name"
     assert "duplicate group" in problem.message
 
 
@@ -422,24 +426,27 @@ def test_file_that_is_a_list_reported(mapping_copy: Path) -> None:
 
 
 def test_policy_and_escalation_files_load(mapping_copy: Path) -> None:
-    (mapping_copy / "policies").mkdir()
+    (mapping_copy / "policies").mkdir(exist_ok=True)
     (mapping_copy / "policies" / "default.yaml").write_text(
         'version: "2024-01"\n'
-        "rules:\n  - when: {intent: security}\n    action: review\n",
+        "rules:\n  - id: security-review\n"
+        "    when: {all: [{field: intent, equals: security}]}\n"
+        "    then: {review: true}\n",
         encoding="utf-8",
     )
-    (mapping_copy / "escalation").mkdir()
+    (mapping_copy / "escalation").mkdir(exist_ok=True)
     (mapping_copy / "escalation" / "p1.yaml").write_text(
-        'version: "1"\nlevels:\n  - after_minutes: 15\n    notify: on-call\n',
+        'version: "1"\nlevels:\n  - targets: ["group:Platform Operations"]\n'
+        "    ack_timeout_minutes: 15\n",
         encoding="utf-8",
     )
     loaded = load_mappings(mapping_copy)
     assert loaded.policies["default"].version == "2024-01"
-    assert loaded.escalations["p1"].levels[0]["notify"] == "on-call"
+    assert loaded.escalations["p1"].levels[0].targets == ["group:Platform Operations"]
 
 
 def test_policy_without_version_reported(mapping_copy: Path) -> None:
-    (mapping_copy / "policies").mkdir()
+    (mapping_copy / "policies").mkdir(exist_ok=True)
     (mapping_copy / "policies" / "default.yaml").write_text(
         "rules: []\n", encoding="utf-8"
     )
@@ -449,9 +456,11 @@ def test_policy_without_version_reported(mapping_copy: Path) -> None:
 
 
 def test_unquoted_policy_version_reported(mapping_copy: Path) -> None:
-    (mapping_copy / "escalation").mkdir()
+    (mapping_copy / "escalation").mkdir(exist_ok=True)
     (mapping_copy / "escalation" / "p1.yaml").write_text(
-        "version: 1\n", encoding="utf-8"
+        "version: 1\nlevels:\n  - targets: [channel:#ops]\n"
+        "    ack_timeout_minutes: 5\n",
+        encoding="utf-8",
     )
     problem = _only(validate_mappings(mapping_copy), "mappings/escalation/p1.yaml")
     assert problem.value == 1

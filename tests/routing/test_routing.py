@@ -79,7 +79,11 @@ def test_route_records_decides_each_system(
         system, [to_system_record(system, PRINTER_ROW)]
     )
     expected_policy = policy_version(
-        thresholds=shipped_mappings.thresholds, taxonomy=shipped_mappings.taxonomy
+        thresholds=shipped_mappings.thresholds,
+        taxonomy=shipped_mappings.taxonomy,
+        policies=shipped_mappings.policies,
+        settings=shipped_mappings.policy_settings,
+        escalations=shipped_mappings.escalations,
     )
     assert ticket.source_system == system
     assert decision.ticket_key == ticket.key

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from router.service.app import create_app
 from router.service.runtime import ServiceRuntime
+from router.store.db import head_revision
 
 from .support import (
     auto_route_mappings,
@@ -43,6 +45,34 @@ def test_readyz_says_writebacks_wait_without_credentials(client: TestClient) -> 
     assert state["write_back"] == "waiting in the outbox"
     assert "OPSROUTE_SERVICENOW_PASSWORD" in state["missing_settings"]
     assert state["webhooks"] == "accepted"
+
+
+def _stamp(runtime: ServiceRuntime, revision: str) -> None:
+    with runtime.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE alembic_version SET version_num = :revision"),
+            {"revision": revision},
+        )
+
+
+def test_readyz_is_503_when_the_database_moves_to_another_revision(
+    client: TestClient, runtime: ServiceRuntime
+) -> None:
+    current = runtime.state.migrations_current
+    _stamp(runtime, "9999_from_a_newer_release")
+
+    runtime.check_migrations()
+    moved = client.get("/readyz")
+    _stamp(runtime, head_revision())
+    runtime.check_migrations()
+    back = client.get("/readyz")
+
+    assert current is True
+    assert moved.status_code == 503
+    assert "migrations" in moved.json()["missing"]
+    detail = moved.json()["checks"]["migrations"]["detail"]
+    assert "9999_from_a_newer_release" in detail
+    assert back.status_code == 200
 
 
 def test_readyz_is_503_while_migrations_pending(

@@ -23,7 +23,9 @@ from router.mapping import MappingSet
 from router.routing import TicketRouter
 from router.sandbox.servicenow import FakeServiceNow
 from router.service.dispatcher import BackoffPolicy, OutboxDispatcher
+from router.service.jobs import read_connector_health
 from router.service.polling import ConnectorPoller, PollBackoff
+from router.service.runtime import ServiceRuntime
 from router.service.worker import InboxWorker
 from router.store.connector_state import get_connector_state, update_connector_state
 from router.store.inbox import NewInboxEvent, insert_inbox_events
@@ -63,9 +65,9 @@ def connector(
         poll_start=START.isoformat(),
         poll_page_size=2,
     )
-    made = ServiceNowConnector(settings=settings, mappings=mappings)
-    made.retry_policy = PollRetryPolicy(attempts=2, base_seconds=0.01)
-    return made
+    created = ServiceNowConnector(settings=settings, mappings=mappings)
+    created.retry_policy = PollRetryPolicy(attempts=2, base_seconds=0.01)
+    return created
 
 
 @pytest.fixture
@@ -434,3 +436,21 @@ def test_invalid_poll_start_fails_the_poll(
     assert outcome.status == "failed"
     assert outcome.error is not None
     assert outcome.error.startswith("OPSROUTE_SERVICENOW_POLL_START: poll start")
+
+
+def test_readyz_shows_unhealthy_connector(runtime: ServiceRuntime) -> None:
+    (connector,) = [
+        connector
+        for (system, instance), connector in runtime.connectors.items()
+        if instance == "default"
+    ]
+    ConnectorPoller(session_factory=runtime.session_factory).poll(connector)  # type: ignore[arg-type]
+
+    runtime.connector_health = read_connector_health(runtime)
+    _, body = runtime.readiness()
+
+    poll = body["checks"]["connectors"]["servicenow/default"]["poll"]
+    assert poll["healthy"] is False
+    assert "needs API credentials" in poll["last_error"]
+    assert "OPSROUTE_SERVICENOW_INSTANCE" in poll["last_error"]
+    runtime.engine.dispose()

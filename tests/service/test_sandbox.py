@@ -14,11 +14,11 @@ from router.sandbox.run import (
     print_round_trips,
     running_service,
     sandbox_mappings,
-    send_webhooks,
     start_fakes,
     wait_for_write_backs,
     wait_until_ready,
 )
+from router.sandbox.webhooks import send_webhooks
 
 
 def test_round_trip_writes_back_to_each_fake(

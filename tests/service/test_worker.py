@@ -119,7 +119,14 @@ def test_review_decision_queues_no_writeback(
     worker = make_worker(store, small_model, strict)
     store_records(store, incident(1))
     worker.process_batch()
-    assert counts(store) == (1, 0)
+    with store() as session:
+        kinds = session.execute(
+            select(outbox_actions.c.kind, outbox_actions.c.payload)
+        ).all()
+    assert counts(store) == (1, 1)
+    assert [kind for kind, _ in kinds] == ["notification"]
+    assert kinds[0].payload["notification_type"] == "review"
+    assert kinds[0].payload["target"] == "channel:#opsroute-review"
     assert statuses(store) == [("done", None)]
 
 
@@ -177,14 +184,14 @@ def test_routing_error_fails_only_its_event(
     store: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = storing_module.write_back_action
+    original = storing_module.decision_actions
 
     def fail_for_second(**kwargs: Any) -> Any:
         if kwargs["ticket"].external_id == "INC0000002":
             raise RuntimeError("cannot build the note")
         return original(**kwargs)
 
-    monkeypatch.setattr(storing_module, "write_back_action", fail_for_second)
+    monkeypatch.setattr(storing_module, "decision_actions", fail_for_second)
     store_records(store, incident(1), incident(2), incident(3))
     outcome = worker.process_batch()
     assert outcome.decided == 2

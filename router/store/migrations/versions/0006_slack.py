@@ -6,7 +6,7 @@ retried event, a double click or a repeated command acts once. Both tables are n
 and reference nothing, so the upgrade leaves existing data alone.
 
 Revision ID: 0006_slack
-Revises: 0004_connector_state
+Revises: 0005_enrichment_escalation
 Created: 2026-12-04
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006_slack"
-down_revision: str | Sequence[str] | None = "0004_connector_state"
+down_revision: str | Sequence[str] | None = "0005_enrichment_escalation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

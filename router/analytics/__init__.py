@@ -1,0 +1,1 @@
+"""Routing analytics: metrics from the audit log, reports, drift review and labels."""

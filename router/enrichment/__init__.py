@@ -1,0 +1,1 @@
+"""Enrichment: add business context to tickets before they are classified."""

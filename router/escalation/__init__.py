@@ -1,0 +1,1 @@
+"""Escalation: policies, timers, SLA clocks and notifiers."""
