@@ -237,8 +237,14 @@ def _status_line(state: dict[str, Any]) -> str:
         parts.append(f"Routed to {state.get('group')} by {state['reviewed_by']}")
     if state.get("escalated_by"):
         parts.append(f"Escalated by {state['escalated_by']}")
+    ticket_state = state.get("ticket_state")
     if state.get("status") == "resolved":
-        parts.append("Resolved")
+        closed_as = (
+            f" ({ticket_state})" if ticket_state not in (None, "Resolved") else ""
+        )
+        parts.append(f"Resolved{closed_as}")
+    elif ticket_state:
+        parts.append(f"State: {ticket_state}")
     return " · ".join(parts)
 
 

@@ -7,7 +7,10 @@ or a reassignment or resolution that the ITSM tool reported.
 The payload follows the outbox contract: `notification_type`, `target`, `reason`,
 `ticket_key`, `title`, `priority`, `resolver_group`, `confidence`, `candidates`,
 `context`, `escalation` and `link`. The optional `escalation.status` and
-`escalation.acknowledged_by` are shown when the sender includes them.
+`escalation.acknowledged_by` are shown when the sender includes them. An `info`
+notification with a `change` (`group`, `state`, `resolved`, `changed_by`), which
+the worker queues for a ticket update in the ITSM tool, updates every message
+of its ticket and never posts one.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from chatops.messages import Blocks, escalation_message, review_message
 from chatops.permissions import RoleMap, load_role_map
+from chatops.posted import find_posted, marker_metadata
 from chatops.settings import SlackSettings
-from chatops.store import SlackMessage, find_message, save_message
+from chatops.store import SlackMessage, find_message, messages_of_ticket, save_message
 from router.intake.plugin import (
     DEFAULT_INSTANCE,
     DeliveryAction,
@@ -130,22 +134,58 @@ class SlackNotifier:
         now = self._clock()
         if not ticket_key:
             channel = self._channel(payload)
+            found = None
+            if not action.first_attempt:
+                found = find_posted(
+                    self._client, self._call, channel=channel, marker=action.marker
+                )
+            if found is not None:
+                return DeliveryResult(marker_found=True, details={"channel": found[0]})
             response = self._call(
                 "chat.postMessage",
                 self._client.chat_postMessage,
                 channel=channel,
                 text=_plain_text(payload),
+                metadata=marker_metadata(action.marker, None),
             )
             return DeliveryResult(
                 marker_found=False, details={"channel": response["channel"]}
             )
 
+        if payload.get("notification_type") == "info" and payload.get("change"):
+            return self._update_ticket(ticket_key, payload, now=now)
         kind = message_kind(payload)
         with self._session_factory() as session:
             existing = find_message(session, ticket_key=ticket_key, kind=kind)
         if existing is not None:
             return self._update(existing, payload, now=now)
-        return self._post(ticket_key, kind, payload, marker=action.marker, now=now)
+        return self._post(
+            ticket_key,
+            kind,
+            payload,
+            marker=action.marker,
+            first_attempt=action.first_attempt,
+            now=now,
+        )
+
+    def _update_ticket(
+        self, ticket_key: str, payload: dict[str, Any], *, now: datetime
+    ) -> DeliveryResult:
+        # A ticket change from the ITSM tool updates every message of the ticket
+        # and posts none, so such a change never adds a message.
+        with self._session_factory() as session:
+            messages = messages_of_ticket(session, ticket_key=ticket_key)
+        if not messages:
+            logger.info("No Slack message of %s to update; nothing posted", ticket_key)
+            return DeliveryResult(marker_found=False, details={"updated": 0})
+        escalation = payload.get("escalation")
+        for message in messages:
+            changes = {"escalation": escalation} if escalation else {}
+            self._update(message, changes, now=now, state=info_state(message, payload))
+        return DeliveryResult(
+            marker_found=False,
+            details={"updated": len(messages), "ts": [item.ts for item in messages]},
+        )
 
     def _post(
         self,
@@ -154,49 +194,76 @@ class SlackNotifier:
         payload: dict[str, Any],
         *,
         marker: str,
+        first_attempt: bool,
         now: datetime,
     ) -> DeliveryResult:
         state = _state_from(payload)
         state["marker"] = marker
-        text, blocks = render_message(
-            kind, payload, state, groups=self._groups, role_map=self._role_map, now=now
-        )
-        response = self._call(
-            "chat.postMessage",
-            self._client.chat_postMessage,
-            channel=self._channel(payload),
-            text=text,
-            blocks=blocks,
-        )
-        # NOTE: A crash between the post and this commit posts the message again on
-        # the next attempt, because Slack messages carry no marker that is searched.
+        channel = self._channel(payload)
+        # A crash after an earlier attempt's post left the message without a
+        # stored ts, so a retry looks for its marker in the channel first.
+        found = None
+        if not first_attempt:
+            found = find_posted(
+                self._client, self._call, channel=channel, marker=marker
+            )
+        if found is not None:
+            channel_id, ts = found
+            logger.info(
+                "Found the %s message of %s that an earlier attempt posted to %s",
+                kind,
+                ticket_key,
+                channel_id,
+            )
+        else:
+            text, blocks = render_message(
+                kind,
+                payload,
+                state,
+                groups=self._groups,
+                role_map=self._role_map,
+                now=now,
+            )
+            response = self._call(
+                "chat.postMessage",
+                self._client.chat_postMessage,
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                metadata=marker_metadata(marker, ticket_key),
+            )
+            channel_id, ts = str(response["channel"]), str(response["ts"])
+            logger.info("Posted %s message of %s to %s", kind, ticket_key, channel_id)
         with self._session_factory.begin() as session:
             save_message(
                 session,
                 ticket_key=ticket_key,
                 kind=kind,
-                channel=str(response["channel"]),
-                ts=str(response["ts"]),
+                channel=channel_id,
+                ts=ts,
                 payload=payload,
                 state=state,
                 now=now,
             )
-        logger.info(
-            "Posted %s message of %s to %s", kind, ticket_key, response["channel"]
-        )
         return DeliveryResult(
-            marker_found=False,
-            details={"channel": response["channel"], "ts": response["ts"]},
+            marker_found=found is not None,
+            details={"channel": channel_id, "ts": ts},
         )
 
     def _update(
-        self, existing: SlackMessage, payload: dict[str, Any], *, now: datetime
+        self,
+        existing: SlackMessage,
+        payload: dict[str, Any],
+        *,
+        now: datetime,
+        state: dict[str, Any] | None = None,
     ) -> DeliveryResult:
         merged = {**existing.payload}
         merged.update(
             {key: value for key, value in payload.items() if value is not None}
         )
-        state = {**existing.state, **_state_from(payload)}
+        if state is None:
+            state = {**existing.state, **_state_from(payload)}
         text, blocks = render_message(
             existing.kind,
             merged,
@@ -281,6 +348,32 @@ def _state_from(payload: dict[str, Any]) -> dict[str, Any]:
         state["acknowledged_by"] = escalation["acknowledged_by"]
     if payload.get("notification_type") == "info" and payload.get("resolver_group"):
         state["group"] = payload["resolver_group"]
+    return state
+
+
+def info_state(message: SlackMessage, payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a message's state after an `info` notification.
+
+    The payload's `change` (from a ticket update in its own system) sets the
+    group and the ticket's state. A resolved ticket shows as resolved, and one
+    reopened after that gets its buttons back.
+    """
+    shown_group = message.state.get("group") or message.payload.get("resolver_group")
+    state = {**message.state, **_state_from(payload)}
+    change = payload.get("change") or {}
+    if change.get("group") and change["group"] != shown_group:
+        state["group"] = change["group"]
+        state["reassigned_by"] = change.get("changed_by") or "the ITSM tool"
+    if change.get("state"):
+        state["ticket_state"] = change["state"]
+        if change.get("resolved"):
+            # A message already resolved in Slack, such as a finished review, stays
+            # resolved when the ticket reopens.
+            if state.get("status") != "resolved":
+                state["resolved_in_itsm"] = True
+            state["status"] = "resolved"
+        elif state.pop("resolved_in_itsm", False):
+            state.pop("status", None)
     return state
 
 

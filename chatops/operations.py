@@ -181,7 +181,11 @@ def acknowledge(
         ticket=ticket,
         person=person,
         marker=f"opsroute:ack:{record.id}",
-        payload={"reason": f"{person.name} acknowledged the escalation in Slack."},
+        payload={
+            "reason": f"{person.name} acknowledged the escalation in Slack.",
+            # The Jira and ServiceNow connectors make a mapped person the assignee.
+            "assign_to_person": True,
+        },
     )
     return Outcome(
         f"Acknowledged {ticket.external_id}.",
@@ -245,8 +249,10 @@ def _queue_write_back(
         # The connector writes as the integration user, so the note names the person.
         note += f" (on behalf of {person.name}"
         note += f", {person.email})" if person.email else ")"
-    # NOTE: The connectors write as the integration user and do not read
-    # `on_behalf_of` yet, so the person appears in the note only.
+    # NOTE: Every connector writes as the integration user, because acting as
+    # another user needs elevated rights or that user's own credentials. Jira and
+    # ServiceNow also set the assignee when the payload requests it. Salesforce
+    # only names the person in the note.
     write_back = {
         **payload,
         "note": note,

@@ -328,6 +328,19 @@ def note_text(action: DeliveryAction, *, target: str | None, noun: str) -> str:
     return f"{text}\n[{action.marker}]"
 
 
+def person_assignee(payload: Mapping[str, Any]) -> str | None:
+    """Return the account to assign the record to, or None if none is requested.
+
+    A write-back requests it with `assign_to_person: true`, and `on_behalf_of.user`
+    is the person's account in the record's system (from the people file).
+    """
+    if payload.get("assign_to_person") is not True:
+        return None
+    person = payload.get("on_behalf_of")
+    user = person.get("user") if isinstance(person, Mapping) else None
+    return str(user) if user else None
+
+
 class BaseConnector:
     """Shared state of a connector instance: its names and its mapping files."""
 

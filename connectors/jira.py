@@ -19,10 +19,12 @@ from jira import JIRA, JIRAError
 
 from connectors.base import (
     BaseConnector,
+    HttpPermanentError,
     filter_headers,
     http_delivery_error,
     note_text,
     parse_json_object,
+    person_assignee,
     require_content_type,
     utc_now,
     verify_hmac_sha256,
@@ -213,9 +215,16 @@ class JiraConnector(JiraPolling, BaseConnector):
         if changes:
             self._call(f"{what}: updating the issue", lambda: issue.update(**changes))
 
+        assignee = person_assignee(action.payload)
+        assignee_problem = None
+        if assignee is not None:
+            assignee_problem = self._assign(client, issue_key, assignee, what=what)
+
         project = getattr(issue.fields, "project", None)
         internal = getattr(project, "projectTypeKey", "") == SERVICE_DESK_PROJECT_TYPE
         body = note_text(action, target=action.payload.get("group"), noun="issue")
+        if assignee_problem is not None:
+            body = f"{assignee_problem}\n{body}"
         self._call(
             f"{what}: adding the comment",
             lambda: self._add_comment(client, issue_key, body, internal=internal),
@@ -225,8 +234,45 @@ class JiraConnector(JiraPolling, BaseConnector):
             "issue": issue_key,
             "changes": changes,
             "written_group": _written_group(changes),
+            "assignee": assignee if assignee_problem is None else None,
         }
         return DeliveryResult(marker_found=False, details=details)
+
+    def _assign(
+        self, client: JIRA, issue_key: str, assignee: str, *, what: str
+    ) -> str | None:
+        """Set the issue's assignee; return the reason it failed, or None.
+
+        The assignee endpoint needs only the "Assign issues" permission. It takes
+        the account id on Cloud and the user name on Server and Data Center. The
+        request is sent with the client's session, because `JIRA.assign_issue`
+        (jira 3.10) first searches users for the value, which an id may not match.
+
+        Raises:
+            RetryableDeliveryError: HTTP 429 or 5xx, a timeout or a lost connection.
+        """
+        identity = "accountId" if self._is_cloud() else "name"
+        url = client._get_latest_url(f"issue/{issue_key}/assignee")
+        try:
+            self._call(
+                f"{what}: setting the assignee",
+                lambda: client._session.put(url, data=json.dumps({identity: assignee})),
+            )
+        except HttpPermanentError as error:
+            # The comment still names the person, so the write-back goes on.
+            logger.warning(
+                "%s: Jira rejected assignee %s with HTTP %d: %s",
+                what,
+                assignee,
+                error.status_code,
+                error.detail,
+            )
+            return (
+                f"opsroute could not make {assignee} the assignee: Jira answered "
+                f"HTTP {error.status_code}."
+            )
+        logger.info("%s: assigned %s to %s", what, issue_key, assignee)
+        return None
 
     def _marker_present(
         self, client: Any, *, issue_key: str, marker: str, what: str

@@ -28,6 +28,7 @@ from connectors.base import (
     http_delivery_error,
     note_text,
     parse_json_object,
+    person_assignee,
     require_content_type,
     utc_now,
     verify_bearer_token,
@@ -236,7 +237,15 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
             group_field = self._write_back_field("group_field", "assignment_group")
             fields[group_field] = self._group_sys_id(group_name)
             written = [group_name, fields[group_field]]
+        assignee = person_assignee(action.payload)
+        assignee_problem = None
+        if assignee is not None:
+            assignee_id, assignee_problem = self._user_sys_id(assignee)
+            if assignee_id is not None:
+                fields["assigned_to"] = assignee_id
         fields[note_field] = note_text(action, target=group_name, noun="ticket")
+        if assignee_problem is not None:
+            fields[note_field] = f"{assignee_problem}\n{fields[note_field]}"
 
         resource = self._resource(table)
         self._call(
@@ -251,6 +260,7 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
             "table": table,
             "group": group_name,
             "written_group": written,
+            "assigned_to": fields.get("assigned_to"),
         }
         return DeliveryResult(marker_found=False, details=details)
 
@@ -356,6 +366,33 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
         sys_id = str(rows[0]["sys_id"])
         self._group_ids[name] = sys_id
         return sys_id
+
+    def _user_sys_id(self, user_name: str) -> tuple[str | None, str | None]:
+        """Look up the active `sys_user` whose user_name is `user_name`.
+
+        Returns:
+            The user's sys_id and None, or None and the reason for the note. A
+            value that is already a sys_id is returned unchanged.
+        """
+        if _SYS_ID.match(user_name):
+            return user_name, None
+        try:
+            value = encoded_query_value(user_name, what="user name")
+        except PermanentDeliveryError as error:
+            return None, f"opsroute could not make the person the assignee: {error}"
+        query = f"user_name={value}^active=true"
+        rows = self._get("sys_user", query=query, fields=["sys_id"], limit=2)
+        if len(rows) == 1:
+            return str(rows[0]["sys_id"]), None
+        logger.warning(
+            "ServiceNow has %d active users named %r; the ticket keeps its assignee",
+            len(rows),
+            user_name,
+        )
+        return None, (
+            f"opsroute could not make {user_name} the assignee: ServiceNow has no "
+            "single active sys_user with that user_name."
+        )
 
     def _marker_present(self, *, sys_id: str, field: str, marker: str) -> bool:
         query = (

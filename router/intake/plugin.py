@@ -122,7 +122,11 @@ class DeliveryAction(Protocol):
     - `reason`: one line that gives the reason, written into the note;
     - `target` (optional): the group's name in the vendor system, which overrides
       the taxonomy's `targets` entry;
-    - `table` (ServiceNow only, optional): the record's table, `incident` by default.
+    - `table` (ServiceNow only, optional): the record's table, `incident` by default;
+    - `on_behalf_of` (optional): the person who acted in Slack, with `name`,
+      `email`, `slack_user_id`, and `user`, their account in this system or null;
+    - `assign_to_person` (optional): true to make that account the record's
+      assignee, which the Jira and ServiceNow connectors do.
 
     `marker` is written into the note, and `deliver` looks for it before writing,
     unless `first_attempt` is true: only a delivery of this action writes its

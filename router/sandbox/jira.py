@@ -1,10 +1,11 @@
 """A fake Jira REST API (v2 and v3): issues, updates, comments and searches.
 
 It implements `GET` and `PUT /rest/api/{2,3}/issue/<id or key>`, `GET` and `POST
-/rest/api/{2,3}/issue/<id or key>/comment`, `POST /rest/api/{2,3}/issue` (which adds a
-created sub-task to its parent's `subtasks`), the offset-paged `search` and the
-token-paged `search/jql`, `myself`, `field` and `project/<key>`, with Basic
-authentication. Searches understand the JQL the connector writes:
+/rest/api/{2,3}/issue/<id or key>/comment`, `PUT .../assignee`, `POST
+/rest/api/{2,3}/issue` (which adds a created sub-task to its parent's `subtasks`),
+the offset-paged `search` and the token-paged `search/jql`, `myself`, `field` and
+`project/<key>`, with Basic authentication. Searches understand the JQL the
+connector writes:
 `[project = "<key>" AND ]updated >= "<yyyy/MM/dd HH:mm>"` ordered by `updated`
 and `key`, with dates in UTC. Each issue's `self` URL is built from the
 request's Host header, as the jira client sends updates to that URL.
@@ -24,7 +25,9 @@ from router.sandbox.server import (
     json_response,
 )
 
-_ISSUE_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/issue/([^/]+)(/comment)?$")
+_ISSUE_PATH = re.compile(
+    r"^/rest/api/(?:2|3|latest)/issue/([^/]+)(?:/(comment|assignee))?$"
+)
 _CREATE_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/issue/?$")
 _SEARCH_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/search(/jql)?$")
 _OTHER_PATH = re.compile(r"^/rest/api/(?:2|3|latest)/(myself|field|project/[^/]+)$")
@@ -72,6 +75,8 @@ class FakeJira(FakeServer):
         self.issues: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, list[dict[str, Any]]] = {}
         self.forbidden_projects: set[str] = set()
+        # Account ids or user names that `PUT .../assignee` accepts; None: any.
+        self.assignable_users: set[str] | None = None
 
     def add_issue(self, issue: dict[str, Any]) -> dict[str, Any]:
         """Store an issue (with `id`, `key` and `fields`); return it."""
@@ -108,8 +113,10 @@ class FakeJira(FakeServer):
                 404, "Issue does not exist or you do not have permission."
             )
         host = call.headers.get("host", "127.0.0.1")
-        if match.group(2):
+        if match.group(2) == "comment":
             return self._comments(issue, call)
+        if match.group(2) == "assignee":
+            return self._assign(issue, call)
         if call.method == "GET":
             issue_json = dict(
                 issue, self=f"http://{host}/rest/api/2/issue/{issue['id']}"
@@ -160,6 +167,21 @@ class FakeJira(FakeServer):
                 labels.append(operation["add"])
             if "remove" in operation and operation["remove"] in labels:
                 labels.remove(operation["remove"])
+        self.touch(issue)
+        return FakeResponse(204)
+
+    def _assign(self, issue: dict[str, Any], call: RecordedCall) -> FakeResponse:
+        if call.method != "PUT":
+            return jira_error(405, f"Method {call.method} is not allowed.")
+        user = json.loads(call.body or b"{}")
+        identity = user.get("accountId") or user.get("name")
+        if self.assignable_users is not None and identity not in self.assignable_users:
+            document = {
+                "errorMessages": [],
+                "errors": {"assignee": f"User '{identity}' cannot be assigned issues."},
+            }
+            return json_response(400, document)
+        issue.setdefault("fields", {})["assignee"] = user
         self.touch(issue)
         return FakeResponse(204)
 

@@ -35,6 +35,7 @@ DEFAULT_TABLES: Final = (
     "sc_req_item",
     "sn_customerservice_case",
     "sys_journal_field",
+    "sys_user",
     "sys_user_group",
     "task",
 )
@@ -109,6 +110,11 @@ class FakeServiceNow(FakeServer):
     def add_group(self, name: str) -> str:
         """Create a sys_user_group row; return its sys_id."""
         return str(self.add_record("sys_user_group", {"name": name})["sys_id"])
+
+    def add_user(self, user_name: str, *, active: bool = True) -> str:
+        """Create a sys_user row; return its sys_id."""
+        record = {"user_name": user_name, "active": "true" if active else "false"}
+        return str(self.add_record("sys_user", record)["sys_id"])
 
     def record(self, table: str, sys_id: str) -> dict[str, Any]:
         """Return a stored record."""

@@ -30,6 +30,11 @@ def call_arguments(call: RecordedCall) -> dict[str, Any]:
     return arguments
 
 
+def direct_message_id(user_id: str) -> str:
+    """Return the id of the app's direct message with a user, as this fake makes it."""
+    return f"D{user_id}"
+
+
 class FakeSlack(FakeServer):
     """The Web API methods the Slack app calls, with users and user groups to seed."""
 
@@ -85,6 +90,9 @@ class FakeSlack(FakeServer):
         if channel.startswith("#") and channel not in CHANNEL_IDS:
             return {"ok": False, "error": "channel_not_found"}
         channel_id = CHANNEL_IDS.get(channel, channel)
+        if channel_id[:1] in ("U", "W"):
+            # Slack posts to a user id in the app's direct message with that user.
+            channel_id = direct_message_id(channel_id)
         ts = f"1700000000.{next(self._ts):06d}"
         with self._messages_lock:
             self.messages[(channel_id, ts)] = arguments
@@ -100,6 +108,40 @@ class FakeSlack(FakeServer):
 
     def _chat_postEphemeral(self, arguments: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+
+    def _conversations_history(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        channel = str(arguments.get("channel", ""))
+        if channel.startswith("#"):
+            return {"ok": False, "error": "channel_not_found"}
+        with_metadata = arguments.get("include_all_metadata") in ("1", "true", True)
+        limit = int(arguments.get("limit") or 100)
+        with self._messages_lock:
+            posted = [
+                (ts, message)
+                for (channel_id, ts), message in self.messages.items()
+                if channel_id == channel
+            ]
+        history = []
+        # Slack returns the newest messages first.
+        for ts, message in sorted(posted, key=lambda item: item[0], reverse=True):
+            entry = {"type": "message", "ts": ts, "text": message.get("text", "")}
+            if with_metadata and message.get("metadata"):
+                entry["metadata"] = message["metadata"]
+            history.append(entry)
+        return {"ok": True, "messages": history[:limit], "has_more": False}
+
+    def _conversations_list(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        channels = [
+            {"id": channel_id, "name": name.removeprefix("#")}
+            for name, channel_id in CHANNEL_IDS.items()
+        ]
+        return {"ok": True, "channels": channels, "response_metadata": {}}
+
+    def _conversations_open(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        user = str(arguments.get("users", ""))
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": direct_message_id(user)}}
 
     def _users_info(self, arguments: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(arguments.get("user")))

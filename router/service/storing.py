@@ -14,6 +14,7 @@ from router.analytics.learning import service_hooks
 from router.escalation.updates import observe_ticket_updates
 from router.schemas import Decision, Ticket
 from router.service.actions import decision_actions, record_decision_effects
+from router.service.message_updates import queue_message_updates
 from router.service.planning import ROUTED_BEFORE, EventPlan, PlanOutcome, event_ids
 from router.store.inbox import mark_inbox_done
 from router.store.outbox import NewOutboxAction, enqueue_actions
@@ -159,6 +160,8 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             applied.action_ids = enqueue_actions(session, actions=actions)
         changed += mark_inbox_done(session, ids=[plan.event.id for plan in routed])
         applied.decided = len(routed)
+    # Queue updates of the Slack messages of the tickets this batch changed.
+    applied.action_ids.extend(queue_message_updates(session, plans))
 
     if changed != len(plans):
         raise ConcurrentClaimError(

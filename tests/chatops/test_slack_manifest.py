@@ -15,6 +15,9 @@ MANIFEST = Path(chatops.__file__).parent / "manifest.yaml"
 METHOD_SCOPES = {
     "chat.postMessage": "chat:write",
     "chat.update": "chat:write",
+    "conversations.history": "channels:history",
+    "conversations.list": "channels:read",
+    "conversations.open": "im:write",
     "usergroups.users.list": "usergroups:read",
     "users.info": "users:read",
     "users.lookupByEmail": "users:read.email",

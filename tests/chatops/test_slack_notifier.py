@@ -346,6 +346,7 @@ class _Action:
         self.record_id = None
         self.payload = payload
         self.marker = "opsroute:notify:test:1"
+        self.first_attempt = True
 
 
 def test_review_decision_posts_to_review_channel(

@@ -301,3 +301,64 @@ def test_first_attempt_writes_without_reading_the_journal(
     assert fake_servicenow.calls_to("GET", "/sys_journal_field") == []
     assert len(fake_servicenow.writes()) == 1
     assert len(fake_servicenow.journal(SYS_ID)) == 1
+
+
+def _acknowledgement(user: str | None) -> Action:
+    payload: dict[str, object] = {
+        "reason": "Ada Lovelace acknowledged the escalation in Slack.",
+        "assign_to_person": True,
+        "on_behalf_of": {
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "slack_user_id": "U0ADA",
+            "user": user,
+        },
+    }
+    return _action(payload=payload, marker="opsroute:ack:4", first_attempt=True)
+
+
+def test_acknowledgement_sets_assigned_to(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    incident: dict[str, str],
+) -> None:
+    ada = fake_servicenow.add_user("ada.lovelace")
+    fake_servicenow.add_user("alan.turing")
+
+    result = connector.deliver(_acknowledgement("ada.lovelace"))
+
+    record = fake_servicenow.record("incident", SYS_ID)
+    (note,) = fake_servicenow.journal(SYS_ID)
+    assert record["assigned_to"] == ada
+    assert result.details["assigned_to"] == ada
+    assert "Ada Lovelace acknowledged" in note
+    assert "[opsroute:ack:4]" in note
+
+
+def test_unknown_user_is_named_in_note(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    incident: dict[str, str],
+) -> None:
+    fake_servicenow.add_user("ada.lovelace", active=False)
+
+    result = connector.deliver(_acknowledgement("ada.lovelace"))
+
+    record = fake_servicenow.record("incident", SYS_ID)
+    (note,) = fake_servicenow.journal(SYS_ID)
+    assert "assigned_to" not in record
+    assert result.details["assigned_to"] is None
+    assert "could not make ada.lovelace the assignee" in note
+    assert "[opsroute:ack:4]" in note
+
+
+def test_unmapped_person_keeps_assignee(
+    connector: ServiceNowConnector,
+    fake_servicenow: FakeServiceNow,
+    incident: dict[str, str],
+) -> None:
+    connector.deliver(_acknowledgement(None))
+
+    record = fake_servicenow.record("incident", SYS_ID)
+    assert "assigned_to" not in record
+    assert fake_servicenow.calls_to("GET", "/table/sys_user") == []
