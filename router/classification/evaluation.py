@@ -109,3 +109,29 @@ def measure_reference(
         auto_route=None,
         seconds=time.perf_counter() - started,
     )
+
+
+def figures_json(measured: ModelFigures) -> dict[str, object]:
+    """Return a model's held-out figures as the plain data stored on its card."""
+    data: dict[str, object] = {
+        "accuracy": round(measured.figures.accuracy, 4),
+        "macro_f1": round(measured.figures.macro_f1, 4),
+        "groups": {
+            g.group: {
+                "precision": round(g.precision, 4),
+                "recall": round(g.recall, 4),
+                "f1": round(g.f1, 4),
+                "support": g.support,
+            }
+            for g in measured.figures.groups
+        },
+    }
+    if measured.auto_route is not None:
+        data["threshold"] = measured.auto_route.threshold
+        data["auto_route_share"] = round(measured.auto_route.share, 4)
+        data["auto_route_precision"] = (
+            None
+            if measured.auto_route.precision is None
+            else round(measured.auto_route.precision, 4)
+        )
+    return data

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from router.classification.evaluation import train_on
+from router.classification.evaluation import figures_json, measure_model, train_on
 from router.classification.features import input_from_example
 from router.classification.model import RoutingModel
 from router.classification.registry import has_model, load_model, save_model
@@ -26,11 +26,15 @@ def obtain_model(
     settings: CoreSettings,
     params: TrainingParams,
     retrain: bool,
+    held_out: Sequence[Example] = (),
+    threshold: float | None = None,
 ) -> tuple[RoutingModel, bool, float | None]:
     """Load the stored model for this training data, or train and store one.
 
     A model trained here becomes active when its dataset has no active model yet,
-    and runs in shadow otherwise.
+    and runs in shadow otherwise. With `held_out` examples and a `threshold`, it
+    is measured on them first, and the figures are stored on its card, where
+    `opsroute model list` and `opsroute model promote` read them.
 
     Returns:
         The model, whether it was trained now, and the training time in seconds.
@@ -52,6 +56,9 @@ def obtain_model(
     started = time.perf_counter()
     model = train_on(train, dataset=dataset, params=params)
     elapsed = time.perf_counter() - started
+    if held_out and threshold is not None:
+        measured = measure_model(model, held_out, threshold=threshold)
+        model.card.metrics["held_out"] = figures_json(measured)
     with session_factory() as session, session.begin():
         save_model(session, model, activate=None)
     return model, True, elapsed

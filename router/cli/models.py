@@ -10,6 +10,7 @@ import click
 
 from router.classification.evaluation import (
     ModelFigures,
+    figures_json,
     hold_out,
     measure_model,
     measure_reference,
@@ -121,7 +122,7 @@ def train(
         fail(str(error))
     threshold = load_mappings(core.mappings_dir).thresholds.default
     measured = measure_model(model, split.test, threshold=threshold)
-    model.card.metrics["held_out"] = _figures_json(measured)
+    model.card.metrics["held_out"] = figures_json(measured)
     with open_session(core) as session, session.begin():
         stored = save_model(session, model, activate=activate)
     result = {
@@ -133,7 +134,7 @@ def train(
         "skipped_labels": split.skipped_labels,
         "active": stored.active,
         "state": stored.state,
-        **_figures_json(measured),
+        **figures_json(measured),
     }
     if from_store:
         result["store_labels"] = store_labels
@@ -208,8 +209,8 @@ def evaluate(
             {
                 "dataset": name,
                 "test": len(split.test),
-                "opsroute": _figures_json(ours),
-                "reference": _figures_json(reference),
+                "opsroute": figures_json(ours),
+                "reference": figures_json(reference),
             }
         )
         return
@@ -252,28 +253,3 @@ def _auto_line(measured: ModelFigures) -> str:
         f"  at threshold {auto.threshold:.2f}: auto-routes {auto.share:.4f} "
         f"of tickets with precision {precision}"
     )
-
-
-def _figures_json(measured: ModelFigures) -> dict[str, object]:
-    data: dict[str, object] = {
-        "accuracy": round(measured.figures.accuracy, 4),
-        "macro_f1": round(measured.figures.macro_f1, 4),
-        "groups": {
-            g.group: {
-                "precision": round(g.precision, 4),
-                "recall": round(g.recall, 4),
-                "f1": round(g.f1, 4),
-                "support": g.support,
-            }
-            for g in measured.figures.groups
-        },
-    }
-    if measured.auto_route is not None:
-        data["threshold"] = measured.auto_route.threshold
-        data["auto_route_share"] = round(measured.auto_route.share, 4)
-        data["auto_route_precision"] = (
-            None
-            if measured.auto_route.precision is None
-            else round(measured.auto_route.precision, 4)
-        )
-    return data

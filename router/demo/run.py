@@ -69,6 +69,8 @@ def run_demo(
         settings=settings,
         params=params,
         retrain=options.retrain,
+        held_out=held_out,
+        threshold=mappings.thresholds.default,
     )
     replayed = held_out[: options.limit] if options.limit else held_out
 

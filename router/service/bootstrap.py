@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from router.classification.model import RoutingModel
 from router.classification.registry import load_model
 from router.enrichment.registry import build_pipeline
-from router.mapping import MappingSet
+from router.mapping import MappingSet, load_mappings
 from router.routing import TicketRouter
 from router.service.logs import describe_error
 from router.service.metrics import ServiceMetrics
@@ -276,6 +276,8 @@ def train_and_store(*, database_url: str, dataset: str, cache_dir: str) -> None:
             settings=core,
             params=params,
             retrain=False,
+            held_out=split.test,
+            threshold=load_mappings(core.mappings_dir).thresholds.default,
         )
         if not trained:
             # A reused model is stored but may not be the active one.

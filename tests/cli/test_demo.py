@@ -108,3 +108,11 @@ def test_demo_text_report_suggests_why(
     assert result.stdout.startswith("opsroute demo: dataset helpdesk")
     assert "(reused from the store)" in result.stdout
     assert "    opsroute why jira:" in result.stdout
+
+
+def test_demo_model_stores_its_held_out_precision(helpdesk_demo: DemoRun) -> None:
+    held_out = helpdesk_demo.model.metrics["held_out"]
+    # The same figure as the report's, which `model promote` checks.
+    assert held_out["threshold"] == 0.9
+    assert 0.9 < held_out["auto_route_precision"] <= 1.0
+    assert 0.0 < held_out["auto_route_share"] < 1.0
