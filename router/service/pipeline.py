@@ -137,6 +137,47 @@ def apply_updates(metrics: ServiceMetrics, updates: Sequence[MetricUpdate]) -> N
         getattr(metric, update.method)(update.value)
 
 
+class PipeWake:
+    """A wake-up from the parent to the child, over a pipe instead of a semaphore.
+
+    A `multiprocessing.Event` would do, but its five semaphores outlive a
+    parent stopped by a signal, and Python's resource tracker then warns about
+    leaked semaphores at every shutdown. `set` writes one byte without blocking,
+    and a full pipe already means a wake-up is pending; `wait` and `clear` read
+    in the child. Only the parent sets it, and only the child waits.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._reader, writer = context.Pipe(duplex=False)
+        os.set_blocking(writer.fileno(), False)
+        self._writer: Connection | None = writer
+
+    def set(self) -> None:
+        if self._writer is None:
+            # In the child, which stops by its own event.
+            return
+        try:
+            os.write(self._writer.fileno(), b"\x01")
+        except (BlockingIOError, OSError):
+            pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return bool(self._reader.poll(timeout))
+
+    def clear(self) -> None:
+        descriptor = self._reader.fileno()
+        os.set_blocking(descriptor, False)
+        try:
+            while os.read(descriptor, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the reading end goes to the child; the parent keeps the writer.
+        return {"_reader": self._reader, "_writer": None}
+
+
 @dataclass
 class PipelineState:
     """What the parent knows of its child, for /readyz."""
@@ -166,7 +207,7 @@ class PipelineProcess:
         self._context = multiprocessing.get_context("spawn")
         # Set by the parent's inbox writer after each commit; the child's worker
         # waits on it when idle.
-        self.inbox_wake = self._context.Event()
+        self.inbox_wake = PipeWake(self._context)
         self._process: Any = None
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from router.sandbox.servicenow import FakeServiceNow
 from router.service.metrics import ServiceMetrics
-from router.service.pipeline import MetricsRelay, apply_updates
+from router.service.pipeline import MetricsRelay, PipeWake, apply_updates
 
 from .serving import ServeProcess
 from .support import encode, incident, signed, wait_for
@@ -145,3 +146,31 @@ def test_kill_9_of_serve_takes_its_pipeline_along(
         wait_for(lambda: not _alive(pid), timeout=10)
 
     assert not _alive(pid)
+
+
+def test_pipe_wake_wakes_a_waiter_once_until_cleared() -> None:
+    wake = PipeWake(multiprocessing.get_context("spawn"))
+
+    idle = wake.wait(0.05)
+    wake.set()
+    wake.set()
+    woken = wake.wait(1.0)
+    wake.clear()
+    cleared = wake.wait(0.05)
+
+    assert idle is False
+    assert woken is True
+    assert cleared is False
+
+
+def test_serve_stops_without_leaked_semaphore_warnings(
+    model_database: str, tmp_path: Path
+) -> None:
+    env = serve_env(model_database, tmp_path)
+    with ServeProcess(env=env, log_path=tmp_path / "serve.log") as served:
+        served.wait_ready()
+        served.stop()
+    log = (tmp_path / "serve.log").read_text()
+
+    assert "Application shutdown complete" in log
+    assert "leaked semaphore" not in log
