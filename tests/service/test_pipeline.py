@@ -80,7 +80,7 @@ def _alive(pid: int) -> bool:
     return status != "Z"
 
 
-def test_idle_pipeline_routes_and_writes_back_at_once_despite_long_polls(
+def test_idle_pipeline_writes_back_without_waiting_for_polls(
     model_database: str, tmp_path: Path, fake_servicenow: FakeServiceNow
 ) -> None:
     env = serve_env(model_database, tmp_path, fake_servicenow) | {
