@@ -312,14 +312,32 @@ class JiraConnector(JiraPolling, BaseConnector):
         reroute = self.reroute_label()
         removal = [{"remove": reroute}] if reroute else []
         target = self.resolver_group(str(group)).targets.jira
+        fields: dict[str, Any] = {}
         if target is not None and target.component:
-            changes: dict[str, Any] = {
-                "fields": {"components": [{"name": target.component}]}
-            }
+            fields["components"] = [{"name": target.component}]
+        team_field = self._team_field()
+        if team_field is not None:
+            team = target.team if target is not None and target.team else str(group)
+            fields[team_field] = {"value": team}
+        if target is not None and target.assignee:
+            # Cloud (REST API v3) identifies users by account id, Server by name.
+            key = "accountId" if self.settings.rest_api_version == "3" else "name"
+            fields["assignee"] = {key: target.assignee}
+        if fields:
+            changes: dict[str, Any] = {"fields": fields}
             if removal:
                 changes["update"] = {"labels": removal}
             return changes
         return {"update": {"labels": [{"add": group_label(str(group))}, *removal]}}
+
+    def _team_field(self) -> str | None:
+        """Return the team custom field's id from `write_back.group_field`, if set."""
+        write_back = self.mappings.system(self.system).write_back
+        path = write_back.group_field if write_back is not None else None
+        if not path:
+            return None
+        # The mapping names record paths, such as fields.customfield_10050.
+        return path.removeprefix("fields.")
 
     def _add_comment(
         self, client: JIRA, issue_key: str, body: str, *, internal: bool

@@ -204,10 +204,17 @@ class Intent(_Strict):
 
 
 class JiraTarget(_Strict):
-    """A resolver group's place in Jira: a project, a component, or both."""
+    """A resolver group's place in Jira: project, component, team and assignee.
+
+    `team` is the option written to the team custom field that `write_back.
+    group_field` of jira.yaml names (the group's name when unset), and `assignee`
+    is an account id (REST API v3) or a user name (v2) to assign the issue to.
+    """
 
     project: Name | None = None
     component: Name | None = None
+    team: Name | None = None
+    assignee: Name | None = None
 
 
 class GroupTargets(_Strict):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from connector_support import WEBHOOK_SECRET, Action, sign, webhook_request
@@ -13,7 +15,7 @@ from connectors.jira import JiraConnector
 from connectors.settings import JiraSettings
 from router.demo.payloads import DemoRow, to_jira_issue
 from router.intake import PermanentDeliveryError, RetryableDeliveryError, WebhookError
-from router.mapping import MappingSet
+from router.mapping import MappingSet, default_mappings_dir, load_mappings
 from router.sandbox.jira import FakeJira
 
 ISSUE = to_jira_issue(DemoRow(external_id="HDFS-7", title="Balancer hangs"))
@@ -269,3 +271,45 @@ def test_first_attempt_comments_without_reading_comments(
     assert result.marker_found is False
     assert fake_jira.calls_to("GET", "/comment") == []
     assert len(fake_jira.comments[ISSUE["id"]]) == 1
+
+
+@pytest.fixture
+def team_mappings(tmp_path: Path) -> MappingSet:
+    """Return the shipped mappings with a team custom field and a Hardware assignee."""
+    folder = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), folder)
+    jira = folder / "jira.yaml"
+    jira.write_text(
+        jira.read_text().replace(
+            "write_back:\n", "write_back:\n  group_field: fields.customfield_10050\n"
+        )
+    )
+    taxonomy = folder / "taxonomy.yaml"
+    taxonomy.write_text(
+        taxonomy.read_text().replace(
+            "jira: {project: HELP, component: Hardware}",
+            "jira: {project: HELP, component: Hardware, team: Desk Hardware, "
+            "assignee: ada.lovelace}",
+        )
+    )
+    return load_mappings(folder)
+
+
+def test_deliver_sets_team_field_and_assignee(
+    fake_jira: FakeJira, team_mappings: MappingSet
+) -> None:
+    fake_jira.add_issue(json.loads(json.dumps(ISSUE)))
+    settings = JiraSettings(
+        url=fake_jira.url,
+        user=fake_jira.user,
+        api_token=SecretStr(fake_jira.token),
+        timeout_seconds=5,
+    )
+    connector = JiraConnector(settings=settings, mappings=team_mappings)
+
+    connector.deliver(_action())
+
+    fields = fake_jira.issues[ISSUE["id"]]["fields"]
+    assert fields["customfield_10050"] == {"value": "Desk Hardware"}
+    assert fields["assignee"] == {"name": "ada.lovelace"}
+    assert fields["components"] == [{"name": "Hardware"}]
