@@ -11,6 +11,7 @@ sobjects/CaseComment/` and `POST sobjects/Task/`, with `Authorization: Bearer
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import re
@@ -18,8 +19,10 @@ import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 import trustme
 
 from router.sandbox.server import (
@@ -122,6 +125,9 @@ class FakeSalesforce(FakeServer):
         self.accounts: dict[str, dict[str, Any]] = {}
         self.contracts: list[dict[str, Any]] = []
         self.entitlements: list[dict[str, Any]] = []
+        # Username -> password with the security token appended.
+        self.logins: dict[str, str] = {}
+        self._session_ids = itertools.count(1)
 
     def client_session(self) -> requests.Session:
         """Return a requests session that trusts this fake's certificate only."""
@@ -130,6 +136,28 @@ class FakeSalesforce(FakeServer):
         session.trust_env = False
         session.verify = str(self.ca_file)
         return session
+
+    def login_session(self, *, domain: str = "login") -> requests.Session:
+        """Return a session whose password logins reach this fake.
+
+        simple-salesforce posts a password login to
+        `https://<domain>.salesforce.com/services/Soap/u/<version>`; the session
+        sends those requests to this fake instead, which answers with a new
+        session id and its own URL as the server.
+        """
+        session = self.client_session()
+        session.mount(
+            f"https://{domain}.salesforce.com/", _RedirectAdapter(target=self.url)
+        )
+        return session
+
+    def add_login(self, username: str, password: str) -> None:
+        """Accept a password login with `password` (password plus token)."""
+        self.logins[username] = password
+
+    def expire_session(self) -> None:
+        """Make the current session id invalid, as a session timeout does."""
+        self.session_id = f"00Dfake!expired{next(self._cursor_ids)}"
 
     def add_queue(self, name: str, queue_id: str) -> str:
         """Create a queue (a Group of Type Queue); return its Id."""
@@ -143,6 +171,8 @@ class FakeSalesforce(FakeServer):
 
     def handle(self, call: RecordedCall) -> FakeResponse:
         """Return the response to one REST request."""
+        if call.method == "POST" and call.path.startswith("/services/Soap/u/"):
+            return self._login(call)
         if call.headers.get("authorization") != f"Bearer {self.session_id}":
             return salesforce_error(
                 401, "INVALID_SESSION_ID", "Session expired or invalid"
@@ -163,6 +193,31 @@ class FakeSalesforce(FakeServer):
         if call.method == "POST" and sobject == "Task":
             return self._create_task(json.loads(call.body))
         return salesforce_error(405, "METHOD_NOT_ALLOWED", call.method)
+
+    def _login(self, call: RecordedCall) -> FakeResponse:
+        body = call.body.decode("utf-8", "replace")
+        username = _xml_text(body, "username")
+        password = _xml_text(body, "password")
+        if username is None or self.logins.get(username) != password:
+            fault = (
+                '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+                'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+                "<soapenv:Body><soapenv:Fault><faultcode>INVALID_LOGIN</faultcode>"
+                "<faultstring>INVALID_LOGIN: Invalid username, password, security "
+                "token; or user locked out.</faultstring></soapenv:Fault>"
+                "</soapenv:Body></soapenv:Envelope>"
+            )
+            return FakeResponse(500, fault.encode(), {"Content-Type": "text/xml"})
+        self.session_id = f"00Dfake!login{next(self._session_ids)}"
+        answer = (
+            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
+            'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns="urn:partner.soap.sforce.com"><soapenv:Body><loginResponse>'
+            f"<result><serverUrl>{self.url}/services/Soap/u/59.0/00D000000000001"
+            f"</serverUrl><sessionId>{self.session_id}</sessionId>"
+            "</result></loginResponse></soapenv:Body></soapenv:Envelope>"
+        )
+        return FakeResponse(200, answer.encode(), {"Content-Type": "text/xml"})
 
     def _query(self, soql: str) -> FakeResponse:
         records: list[dict[str, Any]] = []
@@ -292,3 +347,24 @@ class FakeSalesforce(FakeServer):
         task_id = f"00T{len(self.tasks):015d}"
         self.tasks.append({"Id": task_id, **fields})
         return json_response(201, {"id": task_id, "success": True, "errors": []})
+
+
+def _xml_text(document: str, tag: str) -> str | None:
+    """Return the text of the first `<tag>` element of a small XML document."""
+    match = re.search(rf"<(?:\w+:)?{tag}>([^<]*)</(?:\w+:)?{tag}>", document)
+    return None if match is None else html.unescape(match.group(1))
+
+
+class _RedirectAdapter(requests.adapters.HTTPAdapter):
+    """Send each request to `target` (scheme, host and port), keeping its path."""
+
+    def __init__(self, *, target: str) -> None:
+        super().__init__()
+        self._target = target.rstrip("/")
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url)
+        request.url = (
+            self._target + parts.path + (f"?{parts.query}" if parts.query else "")
+        )
+        return super().send(request, *args, **kwargs)

@@ -362,3 +362,52 @@ def test_first_attempt_comments_without_querying_comments(
     assert result.marker_found is False
     assert queries == []
     assert len(fake_salesforce.case_comments) == 1
+
+
+def _password_connector(
+    fake_salesforce: FakeSalesforce, mappings: MappingSet, *, password: str
+) -> SalesforceConnector:
+    fake_salesforce.add_login("integration@example.com", "correct-horse" + "TOKEN42")
+    settings = SalesforceSettings(
+        username="integration@example.com",
+        password=SecretStr(password),
+        security_token=SecretStr("TOKEN42"),
+        timeout_seconds=5,
+    )
+    return SalesforceConnector(
+        settings=settings,
+        mappings=mappings,
+        http_session=fake_salesforce.login_session(),
+    )
+
+
+def test_expired_password_session_logs_in_once_more(
+    fake_salesforce: FakeSalesforce, mappings: MappingSet
+) -> None:
+    fake_salesforce.add_case(dict(CASES[0]))
+    fake_salesforce.add_queue("Hardware Queue", QUEUE_ID)
+    connector = _password_connector(fake_salesforce, mappings, password="correct-horse")
+    connector.deliver(_action())
+    first_session = fake_salesforce.session_id
+    fake_salesforce.expire_session()
+
+    result = connector.deliver(_action(marker="opsroute:action:2:5d1e7b", id=2))
+
+    logins = fake_salesforce.calls_to("POST", "/services/Soap/u/")
+    assert result.marker_found is False
+    assert len(logins) == 2
+    assert fake_salesforce.session_id != first_session
+    assert len(fake_salesforce.case_comments) == 2
+
+
+def test_wrong_password_is_permanent_and_not_shown(
+    fake_salesforce: FakeSalesforce, mappings: MappingSet
+) -> None:
+    fake_salesforce.add_case(dict(CASES[0]))
+    connector = _password_connector(fake_salesforce, mappings, password="wrong-horse")
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        connector.deliver(_action())
+
+    assert "wrong-horse" not in str(caught.value)
+    assert "TOKEN42" not in str(caught.value)
