@@ -100,13 +100,13 @@ def status(as_json: bool) -> None:
         )
         return
     click.echo(
-        f"{'NAME':<22}  {'POLL':<4}  {'PAUSED':<6}  {'OBSERVE':<7}  {'HEALTH':<9}  "
+        f"{'NAME':<22}  {'POLL':<4}  {'PAUSED':<6}  {'OBSERVE':<7}  {'HEALTH':<10}  "
         f"{'WATERMARK (UTC)':<19}  LAST ERROR"
     )
     for row in rows:
         click.echo(
             f"{row['name']:<22}  {_yes(row['poll']):<4}  {_yes(row['paused']):<6}  "
-            f"{_yes(row['observe_only']):<7}  {row['health']:<9}  "
+            f"{_yes(row['observe_only']):<7}  {row['health']:<10}  "
             f"{(row['watermark'] or '-')[:19]:<19}  "
             f"{_short(row['last_error'])}"
         )
