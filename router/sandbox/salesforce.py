@@ -142,8 +142,8 @@ class FakeSalesforce(FakeServer):
 
         simple-salesforce posts a password login to
         `https://<domain>.salesforce.com/services/Soap/u/<version>`; the session
-        sends those requests to this fake instead, which answers with a new
-        session id and its own URL as the server.
+        sends those requests to this fake instead, which returns a new session
+        id and its own URL as the server.
         """
         session = self.client_session()
         session.mount(

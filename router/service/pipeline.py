@@ -11,8 +11,8 @@ server, the writer, the scheduler and the database probe.
 The child reads the same settings, loads the active model from the store, and sends
 its metric updates to the parent over a pipe, so `/metrics` of the parent counts
 them. On Linux the kernel kills the child when the parent dies (PR_SET_PDEATHSIG),
-so a kill -9 of a replica takes its child along. Elsewhere the child sees within a
-second that its parent is gone, and stops. A child that exits on its own is started
+so a kill -9 of a replica takes its child along. Elsewhere the child checks its
+parent's pid every 0.2 s and stops when the parent is gone. A child that exits on its own is started
 again after a growing delay.
 """
 
@@ -180,7 +180,7 @@ class PipeWake:
 
 @dataclass
 class PipelineState:
-    """What the parent knows of its child, for /readyz."""
+    """The parent's view of its child (alive, pid, model, restarts), for /readyz."""
 
     alive: bool = False
     pid: int | None = None

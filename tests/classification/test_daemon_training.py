@@ -21,7 +21,7 @@ def _train_and_count_warnings(results: Queue[list[str]]) -> None:
     results.put([str(warning.message) for warning in caught])
 
 
-def test_training_in_a_daemon_process_emits_no_joblib_warnings() -> None:
+def test_daemon_training_emits_no_joblib_warnings() -> None:
     context = multiprocessing.get_context("spawn")
     results: Queue[list[str]] = context.Queue()
     process = context.Process(
