@@ -12,8 +12,8 @@ The child reads the same settings, loads the active model from the store, and se
 its metric updates to the parent over a pipe, so `/metrics` of the parent counts
 them. On Linux the kernel kills the child when the parent dies (PR_SET_PDEATHSIG),
 so a kill -9 of a replica takes its child along. Elsewhere the child checks its
-parent's pid every 0.2 s and stops when the parent is gone. A child that exits on its own is started
-again after a growing delay.
+parent's pid every 0.2 s and stops when the parent is gone. A child that exits on
+its own is started again after a growing delay.
 """
 
 from __future__ import annotations
