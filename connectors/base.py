@@ -47,6 +47,12 @@ SENSITIVE_HEADERS: Final = frozenset(
     }
 )
 SHA256_PREFIX: Final = "sha256="
+# How the vendors write their own names, for messages.
+VENDOR_NAMES: Final = {
+    "servicenow": "ServiceNow",
+    "jira": "Jira",
+    "salesforce": "Salesforce",
+}
 
 ResultT = TypeVar("ResultT")
 
@@ -400,6 +406,26 @@ class BaseConnector:
             f"resolver group {name!r} is not in taxonomy.yaml of "
             f"{self.mappings.directory}; add it there or fix the decision's group."
         )
+
+    def check_deliverable(self, action: DeliveryAction) -> None:
+        """Check that this connector can deliver the action now.
+
+        Raises:
+            PermanentDeliveryError: the action is neither a write_back nor a task.
+            RetryableDeliveryError: the API credentials are not configured yet, so
+                the action waits in the outbox.
+        """
+        if action.kind not in ("write_back", "task"):
+            vendor = VENDOR_NAMES.get(self.system, self.system)
+            raise PermanentDeliveryError(
+                f"{self.describe(action)}: the {vendor} connector delivers "
+                f"write_back and task actions only, not {action.kind!r}."
+            )
+        if not self.can_write():
+            raise RetryableDeliveryError(
+                f"{self.describe(action)} is waiting for credentials: set "
+                f"{', '.join(self.missing_settings())}."
+            )
 
     def describe(self, action: DeliveryAction) -> str:
         """Return a short description of an action for messages and logs."""

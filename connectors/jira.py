@@ -38,7 +38,6 @@ from router.intake.plugin import (
     DeliveryResult,
     NewInboxEvent,
     ParsedWebhook,
-    PermanentDeliveryError,
     RetryableDeliveryError,
     WebhookError,
     WebhookRequest,
@@ -183,16 +182,7 @@ class JiraConnector(JiraPolling, BaseConnector):
             RetryableDeliveryError: HTTP 429 or 5xx, a timeout or a lost connection.
             PermanentDeliveryError: any other HTTP error or an unknown group.
         """
-        if action.kind not in ("write_back", "task"):
-            raise PermanentDeliveryError(
-                f"{self.describe(action)}: the Jira connector delivers write_back "
-                f"and task actions only, not {action.kind!r}."
-            )
-        if not self.can_write():
-            raise RetryableDeliveryError(
-                f"{self.describe(action)} is waiting for credentials: set "
-                f"{', '.join(self.missing_settings())}."
-            )
+        self.check_deliverable(action)
         if action.kind == "task":
             return deliver_task(self, action)
         what = self.describe(action)

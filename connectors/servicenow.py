@@ -205,16 +205,7 @@ class ServiceNowConnector(ServiceNowPolling, BaseConnector):
             PermanentDeliveryError: any other HTTP error, an unknown group, or
                 missing credentials.
         """
-        if action.kind not in ("write_back", "task"):
-            raise PermanentDeliveryError(
-                f"{self.describe(action)}: the ServiceNow connector delivers "
-                f"write_back and task actions only, not {action.kind!r}."
-            )
-        if not self.can_write():
-            raise RetryableDeliveryError(
-                f"{self.describe(action)} is waiting for credentials: set "
-                f"{', '.join(self.missing_settings())}."
-            )
+        self.check_deliverable(action)
         if action.kind == "task":
             return deliver_task(self, action)
         what = self.describe(action)

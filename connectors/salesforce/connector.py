@@ -203,16 +203,7 @@ class SalesforceConnector(SalesforcePolling, BaseConnector):
                 a lost connection.
             PermanentDeliveryError: any other API error or an unknown queue.
         """
-        if action.kind not in ("write_back", "task"):
-            raise PermanentDeliveryError(
-                f"{self.describe(action)}: the Salesforce connector delivers "
-                f"write_back and task actions only, not {action.kind!r}."
-            )
-        if not self.can_write():
-            raise RetryableDeliveryError(
-                f"{self.describe(action)} is waiting for credentials: set "
-                f"{', '.join(self.missing_settings())}."
-            )
+        self.check_deliverable(action)
         if action.kind == "task":
             return deliver_task(self, action)
         what = self.describe(action)

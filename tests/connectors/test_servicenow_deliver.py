@@ -362,3 +362,10 @@ def test_unmapped_person_keeps_assignee(
     record = fake_servicenow.record("incident", SYS_ID)
     assert "assigned_to" not in record
     assert fake_servicenow.calls_to("GET", "/table/sys_user") == []
+
+
+def test_notification_action_is_permanent(connector: ServiceNowConnector) -> None:
+    with pytest.raises(PermanentDeliveryError) as caught:
+        connector.deliver(_action(kind="notification"))
+
+    assert "the ServiceNow connector delivers write_back and task" in str(caught.value)
