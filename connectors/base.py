@@ -47,6 +47,8 @@ SENSITIVE_HEADERS: Final = frozenset(
     }
 )
 SHA256_PREFIX: Final = "sha256="
+# Seconds before a failed lookup of the triage group or queue is tried again.
+TRIAGE_RETRY_SECONDS: Final = 300.0
 # How the vendors write their own names, for messages.
 VENDOR_NAMES: Final = {
     "servicenow": "ServiceNow",
@@ -425,6 +427,29 @@ class BaseConnector:
             raise RetryableDeliveryError(
                 f"{self.describe(action)} is waiting for credentials: set "
                 f"{', '.join(self.missing_settings())}."
+            )
+
+    def resolve_triage(self, name: str, lookup: Callable[[str], object]) -> None:
+        """Look up the triage group or queue `name` (cached by `lookup` itself).
+
+        A failed lookup is logged and tried again only after
+        TRIAGE_RETRY_SECONDS, because planning calls this for every event.
+        """
+        now = time.monotonic()
+        tried_at = getattr(self, "_triage_tried_at", -TRIAGE_RETRY_SECONDS)
+        if now - tried_at < TRIAGE_RETRY_SECONDS:
+            return
+        self._triage_tried_at = now
+        try:
+            lookup(name)
+        except (PermanentDeliveryError, RetryableDeliveryError) as error:
+            vendor = VENDOR_NAMES.get(self.system, self.system)
+            logger.warning(
+                "%s triage %r not resolved, so records are matched to it by name "
+                "only: %s",
+                vendor,
+                name,
+                error,
             )
 
     def describe(self, action: DeliveryAction) -> str:

@@ -10,7 +10,6 @@ page boundary inside the burst loses or repeats a record.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -42,7 +41,6 @@ REQUIRED_FIELDS: Final = ("number", "short_description")
 POLL_EVENT_TYPE: Final = "poll"
 _DISPLAY_NAME: Final = "ServiceNow"
 # Seconds between two lookups of a triage group that could not be resolved.
-TRIAGE_RETRY_SECONDS: Final = 300.0
 
 
 def sn_time(moment: datetime) -> str:
@@ -102,6 +100,7 @@ class ServiceNowPolling:
     _get: Callable[..., list[dict[str, Any]]]
     _group_sys_id: Callable[[str], str]
     missing_settings: Callable[[], list[str]]
+    resolve_triage: Callable[[str, Callable[[str], object]], None]
 
     retry_policy: PollRetryPolicy = PollRetryPolicy()
 
@@ -172,23 +171,7 @@ class ServiceNowPolling:
         triage = self._triage_group()
         if triage is None or triage in self._group_ids or self.missing_settings():
             return
-        # A failed lookup is tried again only after a while, because planning
-        # calls this for every event.
-        now = time.monotonic()
-        if now - getattr(self, "_triage_tried_at", -TRIAGE_RETRY_SECONDS) < (
-            TRIAGE_RETRY_SECONDS
-        ):
-            return
-        self._triage_tried_at = now
-        try:
-            self._group_sys_id(triage)
-        except (PermanentDeliveryError, RetryableDeliveryError) as error:
-            logger.warning(
-                "ServiceNow triage group %r not resolved, so records are matched "
-                "to it by name only: %s",
-                triage,
-                error,
-            )
+        self.resolve_triage(triage, self._group_sys_id)
 
     def _triage_group(self) -> str | None:
         mapping = self.mappings.systems.get(self.system)

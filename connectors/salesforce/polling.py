@@ -10,7 +10,6 @@ record.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import partial
@@ -62,7 +61,6 @@ POLL_FIELDS: Final = (
 )
 _DISPLAY_NAME: Final = "Salesforce"
 # Seconds between two lookups of a triage queue that could not be resolved.
-TRIAGE_RETRY_SECONDS: Final = 300.0
 
 
 def poll_soql(since: datetime) -> str:
@@ -99,6 +97,7 @@ class SalesforcePolling:
     _call: Callable[..., Any]
     _queue_id: Callable[[str], str]
     missing_settings: Callable[[], list[str]]
+    resolve_triage: Callable[[str, Callable[[str], object]], None]
 
     retry_policy: PollRetryPolicy = PollRetryPolicy()
 
@@ -166,23 +165,7 @@ class SalesforcePolling:
         triage = self._triage_queue()
         if triage is None or triage in self._queue_ids or self.missing_settings():
             return
-        # A failed lookup is tried again only after a while, because planning
-        # calls this for every event.
-        now = time.monotonic()
-        if now - getattr(self, "_triage_tried_at", -TRIAGE_RETRY_SECONDS) < (
-            TRIAGE_RETRY_SECONDS
-        ):
-            return
-        self._triage_tried_at = now
-        try:
-            self._queue_id(triage)
-        except (PermanentDeliveryError, RetryableDeliveryError) as error:
-            logger.warning(
-                "Salesforce triage queue %r not resolved, so cases are matched to "
-                "it by Owner.Name only: %s",
-                triage,
-                error,
-            )
+        self.resolve_triage(triage, self._queue_id)
 
     def _describe_status(self, status: int, detail: str) -> str:
         if self.settings.session_id is not None:
