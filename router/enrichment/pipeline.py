@@ -5,7 +5,7 @@ pipeline waits for each enricher at most its `timeout_seconds`. A call that fail
 times out or meets an open circuit breaker leaves its fields unknown, so a slow or
 dead source delays a batch by at most the largest timeout and never drops a ticket.
 """
-# NOTE: A pipeline's thread pools live as long as the process; the service builds
+# NOTE: A pipeline's thread pools live as long as the process. The service builds
 # one pipeline per loaded model, so each model change leaves idle threads behind.
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def record_decision_effects(
         items: (ticket, decision, decision id) of each stored decision.
         observe_only: keys of tickets from observe-only connectors, whose
             escalations are recorded in the policy outcome but never started,
-            so that nobody is paged for them.
+            so that no on-call target is paged for them.
     """
     if not items:
         return

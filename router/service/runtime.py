@@ -278,7 +278,7 @@ class ServiceRuntime:
 
         Another replica of a newer release may migrate the shared database, or an
         operator may downgrade it; either way this replica's code no longer fits
-        the tables, so `/readyz` says so until the revisions match again.
+        the tables, so `/readyz` reports 503 until the revisions match again.
         """
         try:
             applied = db.current_revision(self.engine)

@@ -140,8 +140,8 @@ def _apply(session: Session, plans: Sequence[EventPlan]) -> AppliedBatch:
             routed, pairs, decision_ids, strict=True
         ):
             if plan.observe_only:
-                # Tasks and notifications are left out too: observe-only writes
-                # nothing to the source system and pages nobody.
+                # Tasks and notifications are left out too, because observe-only
+                # writes nothing to the source system and pages no on-call target.
                 logger.info(
                     "Observe-only: decision %s for %s queues no actions",
                     decision_id,

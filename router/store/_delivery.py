@@ -136,7 +136,7 @@ def mark_actions_done(
 ) -> None:
     """Record several delivered actions in one statement, each with its result.
 
-    `results` holds (action id, what the connector reported) pairs. One UPDATE
+    `results` contains (action id, the connector's result) pairs. One UPDATE
     executed for many parameter sets costs far less than one statement per action.
     """
     if not results:

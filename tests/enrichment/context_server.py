@@ -1,4 +1,4 @@
-"""A local JSON server for enricher tests that can answer, hang, fail or hang up."""
+"""A local JSON server for enricher tests that can respond, hang, fail or hang up."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ MAX_HANG_SECONDS = 5.0
 
 
 class ContextServer:
-    """Serve `documents[path]` as JSON on 127.0.0.1, or misbehave as `mode` says.
+    """Serve `documents[path]` as JSON on 127.0.0.1, or misbehave as `mode` selects.
 
-    Modes: "ok", "hang" (wait `hang_seconds`, then answer), "close" (drop the
+    Modes: "ok", "hang" (wait `hang_seconds`, then respond), "close" (drop the
     connection without a response) and "error" (HTTP 500).
     """
 

@@ -55,7 +55,7 @@ def _stamp(runtime: ServiceRuntime, revision: str) -> None:
         )
 
 
-def test_readyz_is_503_when_the_database_moves_to_another_revision(
+def test_readyz_503_after_revision_change(
     client: TestClient, runtime: ServiceRuntime
 ) -> None:
     current = runtime.state.migrations_current

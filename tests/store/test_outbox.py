@@ -265,7 +265,7 @@ def test_actions_done_together_keep_their_own_results(session: Session) -> None:
     assert get_action(session, action_id=untouched).status == "in_flight"
 
 
-def test_first_claim_is_a_first_attempt_and_a_reclaim_is_not(session: Session) -> None:
+def test_only_first_claim_is_first_attempt(session: Session) -> None:
     [action_id] = _enqueue(session)
     [first] = claim_due_actions(
         session, limit=1, now=NOW, worker="replica-a", lease_seconds=LEASE_SECONDS
