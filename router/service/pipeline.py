@@ -260,6 +260,8 @@ class PipelineProcess:
             self._process = process
             self.state.alive = True
             self.state.pid = process.pid
+            # The new child reports its model again once it has loaded it.
+            self.state.model_version = None
             logger.info("Started pipeline process %s", process.pid)
             self._read(receiver)
             process.join()

@@ -339,13 +339,22 @@ class ServiceRuntime:
         pipeline_ok = True
         if self.pipeline is not None and migrations_ok:
             pipeline = self.pipeline.state
-            pipeline_ok = pipeline.alive
+            # Ready once the child routes: before its model is loaded, a load
+            # balancer would send this replica work that only its peers can do.
+            routing = pipeline.alive and pipeline.model_version is not None
+            pipeline_ok = routing
+            if routing:
+                detail = "running"
+            elif pipeline.alive:
+                detail = "loading the model"
+            else:
+                detail = "restarting"
             checks["pipeline"] = {
                 "ok": pipeline_ok,
                 "pid": pipeline.pid,
                 "model_version": pipeline.model_version,
                 "restarts": pipeline.restarts,
-                "detail": "running" if pipeline.alive else "restarting",
+                "detail": detail,
             }
         missing = [
             name
